@@ -1,0 +1,286 @@
+"""Command line: ``seq2labels train | evaluate | predict | demo``.
+
+Every error seq2labels raises on purpose (bad data, bad config, bad model folder)
+is printed as one line and exits with status 2; only real bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from importlib import resources
+from itertools import islice
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .errors import ConfigError, Seq2LabelsError
+
+log = logging.getLogger("seq2labels")
+
+# CLI flag -> config key; flags override the YAML file, --set overrides both.
+TRAIN_FLAGS = {
+    "train_file": "data.train", "valid_file": "data.valid", "test_file": "data.test", "format": "data.format",
+    "encoding_errors": "data.encoding_errors", "epochs": "train.epochs", "batch_size": "train.batch_size",
+    "lr": "train.lr", "seed": "train.seed", "device": "train.device", "threads": "train.threads",
+    "loss": "train.loss", "patience": "train.patience", "label_order": "labels.order",
+    "max_len": "text.max_len", "word_vectors": "text.word_vectors", "beam_size": "decode.beam_size",
+    "max_labels": "decode.max_labels", "global_embedding": "model.global_embedding",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except (Seq2LabelsError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"seq2labels {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seq2labels", description="Multi-label classification as sequence generation (SGM).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors; no progress bars")
+
+    p = sub.add_parser("train", parents=[common], help="train an SGM model",
+                       description="Train SGM. A YAML config gives defaults; flags and --set override it.")
+    p.add_argument("config", nargs="?", help="YAML config (sections data, text, labels, model, train, decode)")
+    p.add_argument("--train", dest="train_file", help="training data (jsonl, tsv or fastText; .gz ok)")
+    p.add_argument("--valid", dest="valid_file", help="validation data; default: a seeded split of train")
+    p.add_argument("--test", dest="test_file", help="test data evaluated after training")
+    p.add_argument("--format", choices=["jsonl", "tsv", "fasttext"], help="data format (default: by extension)")
+    p.add_argument("--encoding-errors", choices=["strict", "replace"], help="invalid UTF-8: error or replace")
+    p.add_argument("--out", "-o", help="run folder (default runs/<time>); the model goes to OUT/model")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--loss", choices=["ce", "bce", "ce+bce"])
+    p.add_argument("--patience", type=int)
+    p.add_argument("--label-order", choices=["frequency", "alphabetical", "given", "random"])
+    p.add_argument("--max-len", type=int, help="tokens kept per text")
+    p.add_argument("--word-vectors", help="word2vec/GloVe text file to initialise embeddings")
+    p.add_argument("--beam-size", type=int, help="beam size used for the test evaluation and saved as default")
+    p.add_argument("--max-labels", type=int)
+    p.add_argument("--global-embedding", action=argparse.BooleanOptionalAction, default=None, help="SGM+GE")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config key, e.g. --set model.encoder_hidden=128 (repeatable)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", parents=[common], help="evaluate a model on labelled data")
+    p.add_argument("model", help="model folder")
+    p.add_argument("data", help="labelled data file")
+    p.add_argument("--format", choices=["jsonl", "tsv", "fasttext"])
+    p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
+    p.add_argument("--beam-size", type=int)
+    p.add_argument("--max-labels", type=int)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--output", help="write the metrics as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", parents=[common], help="predict ordered labels (JSON Lines out)")
+    p.add_argument("model", help="model folder")
+    p.add_argument("input", help="texts: a data file (labels ignored) or, with --format text, one text per line")
+    p.add_argument("--format", choices=["jsonl", "tsv", "fasttext", "text"])
+    p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
+    p.add_argument("--output", "-o", help="output JSON Lines file (default: stdout)")
+    p.add_argument("--top-k", type=int, help="at most this many labels per text")
+    p.add_argument("--beam-size", type=int)
+    p.add_argument("--min-labels", type=int, help="1 = never an empty prediction")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--chunk-size", type=int, default=4096, help="texts read, predicted and written at a time")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", parents=[common], help="train and evaluate on the shipped GoEmotions sample")
+    p.add_argument("--out", "-o", default="runs/demo", help="run folder (default runs/demo)")
+    p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+# ---- train -----------------------------------------------------------------------------
+
+def resolve_train_config(args: argparse.Namespace):
+    from .config import load_config
+
+    config_path = args.config
+    if args.resume and config_path is None:
+        config_path = str(Path(args.resume) / "config.yaml")
+    overrides = [f"{key}={json.dumps(getattr(args, flag))}" for flag, key in TRAIN_FLAGS.items()
+                 if getattr(args, flag, None) is not None]
+    if args.quiet:
+        overrides.append("train.progress=false")
+    return load_config(config_path, overrides + list(args.overrides))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .recipe import train
+
+    cfg = resolve_train_config(args)
+    run_dir = Path(args.resume or args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    started = time.perf_counter()
+    generator, result = train(cfg, run_dir, resume=bool(args.resume))
+    seconds = time.perf_counter() - started
+    summary = {"best_epoch": result.best_epoch, "valid_micro_f1": result.best_score,
+               "epochs_run": result.epochs_run, "train_seconds": round(seconds, 1)}
+    metrics = {f"valid_{k}": v for k, v in result.best_metrics.items()}
+    if cfg.data.test:
+        metrics.update(_evaluate_file(generator, cfg.data.test, cfg.data.format, cfg.data.encoding_errors,
+                                      cfg.decode.beam_size, prefix="test_"))
+    model_dir = generator.save(run_dir / "model", metrics=metrics)
+    _write_json(run_dir / "summary.json", {**summary, **metrics})
+    print(f"model saved to {model_dir}")
+    _print_metrics({**summary, **metrics})
+    return 0
+
+
+def _evaluate_file(generator, path: str, fmt: str | None, encoding_errors: str, beam_size: int | None,
+                   prefix: str = "", batch_size: int = 256, max_labels: int | None = None) -> dict:
+    from .data.readers import read_examples
+
+    examples = read_examples(path, fmt, encoding_errors=encoding_errors)
+    beam = beam_size or generator.config.decode.beam_size
+    started = time.perf_counter()
+    metrics = generator.evaluate(examples, beam_size=beam, batch_size=batch_size)
+    metrics["docs_per_second"] = len(examples) / max(time.perf_counter() - started, 1e-9)
+    metrics["beam_size"] = beam
+    return {prefix + k: v for k, v in metrics.items()}
+
+
+def _print_metrics(metrics: dict) -> None:
+    from .metrics import format_metrics
+    print(format_metrics(metrics))
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    from .atomic import atomic_write_json
+    atomic_write_json(path, obj)
+
+
+# ---- evaluate / predict ---------------------------------------------------------------
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .io import load_model
+
+    generator = load_model(args.model, device=args.device)
+    metrics = _evaluate_file(generator, args.data, args.format, args.encoding_errors, args.beam_size,
+                             batch_size=args.batch_size)
+    _print_metrics(metrics)
+    if args.output:
+        _write_json(Path(args.output), metrics)
+    return 0
+
+
+def iter_input_texts(path: str, fmt: str | None, encoding_errors: str) -> Iterator[str]:
+    """Texts to predict, streamed: a labelled data file, or plain text with one text per line."""
+    from .data.readers import detect_format, iter_examples
+
+    if fmt == "text" or (fmt is None and _looks_like_plain_text(path)):
+        yield from _iter_text_lines(path, encoding_errors)
+        return
+    for example in iter_examples(path, fmt or detect_format(path), encoding_errors=encoding_errors):
+        yield example.text
+
+
+def _looks_like_plain_text(path: str) -> bool:
+    from .data.readers import detect_format
+    try:
+        detect_format(path)
+        return False
+    except Seq2LabelsError:
+        return Path(path).suffix.lower() in (".txt", ".text", "")
+
+
+def _iter_text_lines(path: str, encoding_errors: str) -> Iterator[str]:
+    from .errors import DataFormatError
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8", errors=encoding_errors)
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(f"invalid UTF-8 ({exc.reason} at byte {exc.start}); "
+                                      "use --encoding-errors replace to substitute", path=path, line=number) from None
+            yield line.rstrip("\r\n")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .io import load_model
+
+    if args.top_k is not None and args.top_k < 1:
+        raise ConfigError("--top-k must be >= 1")
+    generator = load_model(args.model, device=args.device)
+    texts = iter_input_texts(args.input, args.format, args.encoding_errors)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    count = 0
+    try:
+        while chunk := list(islice(texts, args.chunk_size)):
+            predictions = generator.predict(chunk, beam_size=args.beam_size, max_labels=args.top_k,
+                                            min_labels=args.min_labels, batch_size=args.batch_size)
+            out.write("".join(json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in predictions))
+            count += len(predictions)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    log.info("predicted %d texts", count)
+    return 0
+
+
+# ---- demo ------------------------------------------------------------------------------
+
+def sample_path(name: str) -> str:
+    return str(resources.files("seq2labels") / "samples" / name)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train on the shipped GoEmotions sample, evaluate, show a few predictions."""
+    from .config import load_config
+    from .data.readers import read_examples
+    from .recipe import train
+
+    overrides = [f"data.train={sample_path('goemotions_train.jsonl.gz')}",
+                 "text.min_count=1", "text.max_len=64", "model.embedding_dim=96", "model.encoder_hidden=128",
+                 "model.decoder_hidden=128", "model.label_embedding_dim=64", "train.batch_size=32",
+                 "train.lr=0.002", f"train.epochs={args.epochs or 6}", "train.patience=3", "decode.min_labels=1"]
+    if args.quiet:
+        overrides.append("train.progress=false")
+    cfg = load_config(None, overrides)
+    print("seq2labels demo: SGM on a 6,000-comment GoEmotions sample (CC BY 4.0, Demszky et al. 2020)")
+    generator, result = train(cfg, args.out)
+    test = read_examples(sample_path("goemotions_test.jsonl.gz"))
+    for beam in (1, 5):
+        metrics = generator.evaluate(test, beam_size=beam)
+        print(f"\ntest metrics on {len(test)} held-out comments, beam {beam}:")
+        _print_metrics({k: metrics[k] for k in ("micro_f1", "macro_f1", "example_f1", "subset_accuracy",
+                                                  "hamming_loss", "label_position_deviation")})
+    generator.save(Path(args.out) / "model", metrics=metrics)
+    print("\na few predictions (beam 5; labels in generated order with their step probabilities):")
+    shown = test[:8]
+    for ex, pred in zip(shown, generator.predict([ex.text for ex in shown], beam_size=5)):
+        labels = ", ".join(f"{lab} ({p:.2f})" for lab, p in zip(pred.labels, pred.probabilities)) or "(none)"
+        print(f"- {ex.text[:80]!r}\n    predicted: {labels}\n    gold:      {', '.join(ex.labels)}")
+    print(f"\nmodel saved to {Path(args.out) / 'model'}; try: seq2labels predict {Path(args.out) / 'model'} FILE")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

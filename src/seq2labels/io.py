@@ -1,0 +1,197 @@
+"""Model folders: safetensors weights + JSON, loaded without running any code.
+
+A model folder holds exactly these files::
+
+    config.json        format version, model config, tokenizer, resolved run config
+    model.safetensors  the weights (safetensors cannot carry code)
+    vocab.json         the word vocabulary
+    labels.json        the label vocabulary and its training order
+    README.md          a model card (not read back)
+
+Loading opens only the four data files above, never ``pickle`` or ``torch.load``,
+so a ``.pt`` or ``.pkl`` someone drops into the folder is never executed. Saving
+writes a complete sibling folder first and then swaps it in, so a crash half-way
+leaves the previous model loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .atomic import atomic_write_json, atomic_write_text
+from .config import config_from_dict
+from .data.labels import LabelVocab
+from .data.tokenizer import RegexTokenizer
+from .data.vocab import Vocab
+from .errors import ConfigError, ModelFormatError
+from .models.sgm import SGM, SGMConfig
+
+FORMAT_NAME = "seq2labels"
+FORMAT_VERSION = 1
+MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "labels.json")
+
+
+def save_model(generator, path: str | Path, metrics: dict | None = None) -> Path:
+    """Write the model folder at ``path`` (replacing an existing one only once the new one is complete)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        _write_model_files(generator, staging, metrics)
+        _swap_in(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_model_files(generator, folder: Path, metrics: dict | None) -> None:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in generator.model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": FORMAT_NAME})
+    atomic_write_json(folder / "vocab.json", generator.vocab.to_dict())
+    atomic_write_json(folder / "labels.json", generator.label_vocab.to_dict())
+    atomic_write_text(folder / "README.md", model_card(generator, metrics))
+    # config.json last: a folder without it is never mistaken for a model
+    atomic_write_json(folder / "config.json", {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model_type": "sgm",
+        "seq2labels_version": __version__,
+        "model": generator.model.config.to_dict(),
+        "tokenizer": generator.tokenizer.to_dict(),
+        "run_config": generator.config.to_dict(),
+        "metrics": metrics or {},
+    })
+    _fsync_dir(folder)
+
+
+def _swap_in(staging: Path, path: Path) -> None:
+    if path.exists():
+        if not path.is_dir():
+            raise ModelFormatError(f"{path}: exists and is not a folder; refusing to overwrite it")
+        backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        backup.rmdir()
+        os.replace(path, backup)
+        os.replace(staging, path)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(staging, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path.parent}: not a seq2labels model folder ({path.name} is missing)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_model_config(path: str | Path) -> dict:
+    """Read and check config.json: format name and version."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelFormatError(f"{path}: model folder not found")
+    meta = _read_json(path / "config.json")
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelFormatError(f"{path / 'config.json'}: not a seq2labels model (format={meta.get('format')!r})")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(f"{path / 'config.json'}: model format version {version!r} is not supported by "
+                               f"seq2labels {__version__} (it reads version {FORMAT_VERSION})")
+    if meta.get("model_type") != "sgm":
+        raise ModelFormatError(f"{path / 'config.json'}: unknown model_type {meta.get('model_type')!r}")
+    return meta
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """Load a model folder written by :func:`save_model`. Runs no code from the folder."""
+    from .recipe import LabelGenerator
+
+    path = Path(path)
+    meta = read_model_config(path)
+    try:
+        model_cfg = SGMConfig.from_dict(meta["model"])
+        run_cfg = config_from_dict(meta["run_config"])
+        tokenizer = RegexTokenizer.from_dict(meta["tokenizer"])
+        vocab = Vocab.from_dict(_read_json(path / "vocab.json"))
+        label_vocab = LabelVocab.from_dict(_read_json(path / "labels.json"))
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise ModelFormatError(f"{path}: inconsistent model files ({exc})") from None
+    if model_cfg.vocab_size != len(vocab) or model_cfg.num_outputs != label_vocab.size:
+        raise ModelFormatError(f"{path}: vocab.json/labels.json do not match the sizes in config.json")
+    weights_path = path / "model.safetensors"
+    if not weights_path.is_file():
+        raise ModelFormatError(f"{path}: model.safetensors is missing")
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFormatError(f"{weights_path}: cannot read weights ({exc})") from None
+    model = SGM(model_cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFormatError(f"{weights_path}: weights do not fit the model config ({exc})") from None
+    model.eval().to(device)
+    return LabelGenerator(model, tokenizer, vocab, label_vocab, run_cfg)
+
+
+def model_card(generator, metrics: dict | None) -> str:
+    """A short README for the model folder: what it was trained on and how it did."""
+    cfg = generator.config
+    labels = generator.label_vocab.labels
+    lines = [
+        "# seq2labels SGM model", "",
+        "A sequence generation model (SGM) for multi-label classification: it reads a text and emits its "
+        "labels one by one, most confident context first, until an end token.", "",
+        "## Training data", "",
+        f"- train: `{cfg.data.train}`" if cfg.data.train else "- train: in-memory data (Python API)",
+        f"- validation: `{cfg.data.valid}`" if cfg.data.valid else
+        f"- validation: {cfg.data.valid_fraction:.0%} of train, seeded split (seed {cfg.train.seed})",
+        f"- words in vocabulary: {len(generator.vocab)}; tokens kept per text: {cfg.text.max_len}",
+        f"- labels ({len(labels)}, in training order `{cfg.labels.order}`): "
+        + ", ".join(f"`{lab}`" for lab in labels[:50]) + (" ..." if len(labels) > 50 else ""), "",
+        "## Model", "",
+        f"- encoder: {'bidirectional ' if cfg.model.bidirectional else ''}{cfg.model.rnn_type.upper()}, "
+        f"{cfg.model.encoder_layers} layer(s) of {cfg.model.encoder_hidden}; self-attention: {cfg.model.self_attention}",
+        f"- decoder: LSTM {cfg.model.decoder_hidden}, contextual attention: {cfg.model.attention}, "
+        f"global embedding: {cfg.model.global_embedding}",
+        f"- loss: {cfg.train.loss}; decoding default: beam {cfg.decode.beam_size}, at most {cfg.decode.max_labels} labels", "",
+    ]
+    if metrics:
+        lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+        lines.append("")
+    lines += [
+        "## Intended use and limits", "",
+        "- Suggest labels for texts like the training data; review suggestions where errors are costly.",
+        "- Labels never seen in training can never be predicted; rare labels are predicted less reliably.",
+        "- Texts are cut to the first "
+        f"{cfg.text.max_len} tokens; words outside the vocabulary are read as `<unk>`.",
+        "- Probabilities are the decoder's step probabilities, not calibrated confidences.", "",
+    ]
+    return "\n".join(lines)

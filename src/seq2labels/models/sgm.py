@@ -1,0 +1,216 @@
+"""SGM: sequence generation model for multi-label classification (Yang et al., COLING 2018).
+
+A bidirectional RNN encoder reads the tokens; an LSTM decoder emits one label per
+step, attending over the encoder states at every step, until it emits EOS. A mask
+added before the softmax makes every label already emitted impossible, in training
+(teacher forcing) and in decoding alike. With ``global_embedding`` the decoder input
+is a gated mix of the previous label's embedding and the probability-weighted
+average of all label embeddings (SGM+GE), which softens exposure bias.
+
+The class implements the ``StepModel`` protocol of :mod:`seq2labels.decoding`:
+``start`` encodes a batch, ``step`` runs one decoder step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+BOS_ID, EOS_ID = 1, 2  # must equal seq2labels.data.labels (kept here so models/ imports nothing else)
+
+
+@dataclass(frozen=True)
+class SGMConfig:
+    vocab_size: int
+    num_outputs: int                 # label vocabulary size incl. PAD, BOS, EOS
+    embedding_dim: int = 128
+    encoder_hidden: int = 256        # per direction
+    encoder_layers: int = 1
+    rnn_type: str = "lstm"           # "lstm" | "gru"
+    bidirectional: bool = True
+    self_attention: bool = False     # a self-attention layer over encoder states
+    self_attention_heads: int = 4
+    attention: bool = True           # contextual attention; False = mean-pooled encoder states
+    label_embedding_dim: int = 128
+    decoder_hidden: int = 256
+    global_embedding: bool = False   # SGM+GE
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.rnn_type not in ("lstm", "gru"):
+            raise ValueError(f"rnn_type must be 'lstm' or 'gru', got {self.rnn_type!r}")
+        for name in ("vocab_size", "embedding_dim", "encoder_hidden", "encoder_layers",
+                     "label_embedding_dim", "decoder_hidden", "self_attention_heads"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_outputs < 4:
+            raise ValueError("num_outputs must count PAD, BOS, EOS and at least one label")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.self_attention and self.memory_dim % self.self_attention_heads:
+            raise ValueError(f"self_attention_heads ({self.self_attention_heads}) must divide "
+                             f"the encoder output size ({self.memory_dim})")
+
+    @property
+    def memory_dim(self) -> int:
+        return self.encoder_hidden * (2 if self.bidirectional else 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SGMConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown SGM config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+class Encoder(nn.Module):
+    """Embeddings -> (bi)RNN over packed sequences -> optional self-attention."""
+
+    def __init__(self, cfg: SGMConfig):
+        super().__init__()
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim, padding_idx=0)
+        rnn = nn.LSTM if cfg.rnn_type == "lstm" else nn.GRU
+        self.rnn = rnn(cfg.embedding_dim, cfg.encoder_hidden, num_layers=cfg.encoder_layers,
+                       bidirectional=cfg.bidirectional, batch_first=True,
+                       dropout=cfg.dropout if cfg.encoder_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.self_attn = None
+        if cfg.self_attention:
+            self.self_attn = nn.MultiheadAttention(cfg.memory_dim, cfg.self_attention_heads,
+                                                   dropout=cfg.dropout, batch_first=True)
+            self.self_attn_norm = nn.LayerNorm(cfg.memory_dim)
+
+    def forward(self, src: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns (memory (batch, time, memory_dim), mask (batch, time) True on real tokens)."""
+        time = src.size(1)
+        emb = self.dropout(self.embedding(src))                          # (batch, time, emb)
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=time)  # (batch, time, mem)
+        memory = self.dropout(memory)
+        mask = torch.arange(time, device=src.device)[None, :] < lengths[:, None]  # (batch, time)
+        if self.self_attn is not None:
+            attended, _ = self.self_attn(memory, memory, memory, key_padding_mask=~mask,
+                                         need_weights=False)             # (batch, time, mem)
+            memory = self.self_attn_norm(memory + attended)
+        return memory, mask
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau-style attention: score = v^T tanh(W_q q + W_k k), as in SGM."""
+
+    def __init__(self, query_dim: int, key_dim: int, hidden: int):
+        super().__init__()
+        self.query = nn.Linear(query_dim, hidden, bias=False)
+        self.key = nn.Linear(key_dim, hidden)
+        self.v = nn.Linear(hidden, 1, bias=False)
+
+    def project_keys(self, memory: Tensor) -> Tensor:
+        """Computed once per batch: the keys do not change across decoder steps."""
+        return self.key(memory)                                          # (batch, time, hidden)
+
+    def forward(self, query: Tensor, keys: Tensor, memory: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        scores = self.v(torch.tanh(keys + self.query(query)[:, None, :])).squeeze(-1)  # (batch, time)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)                          # (batch, time)
+        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)     # (batch, mem)
+        return context, weights
+
+
+class SGM(nn.Module):
+    def __init__(self, cfg: SGMConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = Encoder(cfg)
+        mem = cfg.memory_dim
+        self.label_embedding = nn.Embedding(cfg.num_outputs, cfg.label_embedding_dim, padding_idx=0)
+        self.init_h = nn.Linear(mem, cfg.decoder_hidden)
+        self.init_c = nn.Linear(mem, cfg.decoder_hidden)
+        self.cell = nn.LSTMCell(cfg.label_embedding_dim + mem, cfg.decoder_hidden)
+        self.attention = AdditiveAttention(cfg.decoder_hidden, mem, cfg.decoder_hidden) if cfg.attention else None
+        self.combine = nn.Linear(cfg.decoder_hidden + mem, cfg.decoder_hidden)
+        self.output = nn.Linear(cfg.decoder_hidden, cfg.num_outputs)
+        self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.global_embedding:
+            self.ge_gate_e = nn.Linear(cfg.label_embedding_dim, cfg.label_embedding_dim)
+            self.ge_gate_avg = nn.Linear(cfg.label_embedding_dim, cfg.label_embedding_dim, bias=False)
+
+    # ---- StepModel protocol -------------------------------------------------------
+    def start(self, src: Tensor, src_lengths: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        memory, mask = self.encoder(src, src_lengths)                    # (batch, time, mem), (batch, time)
+        pooled = (memory * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (batch, mem)
+        static = {"memory": memory, "mask": mask}
+        if self.attention is not None:
+            static["keys"] = self.attention.project_keys(memory)         # (batch, time, hidden)
+        else:
+            static["pooled"] = pooled
+        batch = src.size(0)
+        state = {
+            "h": torch.tanh(self.init_h(pooled)),                        # (batch, dec)
+            "c": torch.tanh(self.init_c(pooled)),                        # (batch, dec)
+            "context": pooled,                                           # (batch, mem) input feeding
+        }
+        if self.config.global_embedding:
+            probs = torch.zeros(batch, self.config.num_outputs, device=src.device)  # (batch, V)
+            probs[:, BOS_ID] = 1.0
+            state["probs"] = probs
+        return static, state
+
+    def step(self, prev_labels: Tensor, state: dict[str, Tensor], static: dict[str, Tensor],
+             forbidden: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """One decoder step; forbidden (N, V) bool gets -inf before the softmax."""
+        x = self._decoder_input(prev_labels, state)                      # (N, label_emb)
+        h, c = self.cell(torch.cat([x, state["context"]], dim=-1), (state["h"], state["c"]))  # (N, dec)
+        if self.attention is not None:
+            context, weights = self.attention(h, static["keys"], static["memory"], static["mask"])
+        else:
+            context = static["pooled"]                                   # (N, mem)
+            mask = static["mask"].float()
+            weights = mask / mask.sum(1, keepdim=True).clamp(min=1)      # (N, time) uniform evidence
+        hidden = torch.tanh(self.combine(torch.cat([h, context], dim=-1)))  # (N, dec)
+        logits = self.output(self.dropout(hidden))                       # (N, V)
+        logits = logits.masked_fill(forbidden, float("-inf"))
+        log_probs = torch.log_softmax(logits, dim=-1)                    # (N, V)
+        new_state = {"h": h, "c": c, "context": context}
+        if self.config.global_embedding:
+            new_state["probs"] = log_probs.exp()
+        return log_probs, new_state, weights
+
+    def _decoder_input(self, prev_labels: Tensor, state: dict[str, Tensor]) -> Tensor:
+        emb = self.label_embedding(prev_labels)                          # (N, label_emb)
+        if not self.config.global_embedding:
+            return emb
+        avg = state["probs"] @ self.label_embedding.weight               # (N, label_emb)
+        gate = torch.sigmoid(self.ge_gate_e(emb) + self.ge_gate_avg(avg))  # (N, label_emb)
+        return (1.0 - gate) * emb + gate * avg
+
+    # ---- training ------------------------------------------------------------------
+    def forward(self, src: Tensor, src_lengths: Tensor, targets: Tensor) -> Tensor:
+        """Teacher forcing. targets (batch, steps): labels, EOS, PAD.
+
+        Returns log-probabilities (batch, steps, V) under the same mask decoding uses:
+        PAD, BOS and every gold label emitted at an earlier step are forbidden.
+        """
+        batch, steps = targets.shape
+        static, state = self.start(src, src_lengths)
+        forbidden = torch.zeros(batch, self.config.num_outputs, dtype=torch.bool, device=src.device)
+        forbidden[:, 0] = True                                           # PAD
+        forbidden[:, BOS_ID] = True
+        prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (batch,)
+        outputs = []
+        for t in range(steps):
+            log_probs, state, _ = self.step(prev, state, static, forbidden)
+            outputs.append(log_probs)
+            prev = targets[:, t]                                         # (batch,)
+            forbidden = forbidden.clone()
+            forbidden.scatter_(1, prev.unsqueeze(1), True)               # emitted labels
+            forbidden[:, EOS_ID] = False                                 # rows past EOS are ignored by the loss
+        return torch.stack(outputs, dim=1)                               # (batch, steps, V)

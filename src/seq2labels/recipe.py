@@ -1,0 +1,288 @@
+"""The SGM recipe: files -> vocabularies -> model -> generic trainer -> a ready tagger.
+
+This is the only place that knows how the pieces fit together: ``data`` reads and
+encodes, ``models.sgm`` defines the network, ``training`` runs a model-agnostic
+loop, ``decoding`` searches label sequences, ``metrics`` scores them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .config import RunConfig, save_config_yaml
+from .data.dataset import EncodedDataset, SeqBatch, batch_indices, collate, encode_dataset
+from .data.embeddings import load_word_vectors
+from .data.labels import LabelVocab
+from .data.readers import Example, read_examples
+from .data.tokenizer import RegexTokenizer
+from .data.vocab import Vocab
+from .decoding import decode
+from .errors import DataFormatError
+from .losses import sequence_loss
+from .metrics import evaluate_label_lists
+from .models.sgm import SGM, SGMConfig
+from .training.loop import Trainer, TrainerConfig, TrainResult
+from .training.seeding import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """One text's labels in generated order, each with its step probability."""
+
+    labels: list[str]
+    probabilities: list[float]
+    score: float                          # log-probability of the whole sequence
+    attention: np.ndarray | None = None   # (labels, tokens) decoder attention when each label was emitted
+    tokens: list[str] | None = None       # the tokens the attention refers to
+
+    def to_json(self) -> dict:
+        return {"labels": self.labels, "probabilities": [round(p, 6) for p in self.probabilities],
+                "score": round(self.score, 6)}
+
+
+class LabelGenerator:
+    """A trained SGM with everything needed to go from raw text to ordered labels."""
+
+    def __init__(self, model: SGM, tokenizer: RegexTokenizer, vocab: Vocab, label_vocab: LabelVocab,
+                 config: RunConfig):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.vocab = vocab
+        self.label_vocab = label_vocab
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> "LabelGenerator":
+        self.model.to(device)
+        return self
+
+    def encode_texts(self, texts: Sequence[str]) -> EncodedDataset:
+        examples = [Example(text=t, labels=()) for t in _check_texts(texts)]
+        return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+
+    def predict(self, texts: Sequence[str], *, beam_size: int | None = None, max_labels: int | None = None,
+                min_labels: int | None = None, batch_size: int = 256,
+                return_attention: bool = False) -> list[Prediction]:
+        encoded = self.encode_texts(texts)
+        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size, return_attention=return_attention)
+        predictions = []
+        for i, row in enumerate(rows):
+            pred = Prediction(labels=self.label_vocab.decode(row["ids"]), probabilities=row["probs"],
+                              score=row["score"])
+            if return_attention:
+                pred.attention = row["attention"]
+                pred.tokens = self.tokenizer(texts[i])[: self.config.text.max_len] or ["<empty>"]
+            predictions.append(pred)
+        return predictions
+
+    def label_scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """(n_texts, n_labels) scores: the highest probability each label got along the greedy path."""
+        rows = self.decode_encoded(self.encode_texts(texts), beam_size=1, batch_size=batch_size)
+        return np.stack([row["label_scores"] for row in rows]) if rows else np.zeros((0, self.label_vocab.num_labels))
+
+    @torch.inference_mode()
+    def decode_encoded(self, encoded: EncodedDataset, *, beam_size: int | None = None,
+                       max_labels: int | None = None, min_labels: int | None = None, batch_size: int = 256,
+                       return_attention: bool = False) -> list[dict]:
+        """Decode a whole encoded data set in length-sorted batches; rows come back in input order."""
+        dec = self.config.decode
+        beam_size = dec.beam_size if beam_size is None else beam_size
+        max_labels = dec.max_labels if max_labels is None else max_labels
+        min_labels = dec.min_labels if min_labels is None else min_labels
+        if beam_size < 1 or max_labels < 1:
+            raise ValueError("beam_size and max_labels must be >= 1")
+        was_training = self.model.training
+        self.model.eval()
+        rows: list[dict | None] = [None] * len(encoded)
+        lengths = [len(t) for t in encoded.token_ids]
+        try:
+            for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
+                batch = collate(encoded, idx).to(self.device)
+                out = decode(self.model, batch.src, batch.src_lengths, beam_size=beam_size,
+                             max_labels=max_labels, min_labels=min_labels, return_attention=return_attention)
+                for r, row in enumerate(_split_rows(out, batch, return_attention)):
+                    rows[int(batch.index[r])] = row
+        finally:
+            self.model.train(was_training)
+        return rows  # type: ignore[return-value]
+
+    def evaluate(self, examples: Sequence[Example], *, beam_size: int | None = None,
+                 batch_size: int = 256) -> dict[str, float]:
+        """All metrics on labelled examples; labels unseen in training count as misses."""
+        encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+        gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
+        return self.evaluate_encoded(encoded, gold, beam_size=beam_size, batch_size=batch_size)
+
+    def evaluate_encoded(self, encoded: EncodedDataset, gold: Sequence[Sequence[str]], *,
+                         beam_size: int | None = None, batch_size: int = 256) -> dict[str, float]:
+        rows = self.decode_encoded(encoded, beam_size=beam_size, batch_size=batch_size)
+        predicted = [self.label_vocab.decode(row["ids"]) for row in rows]
+        return evaluate_label_lists(gold, predicted, self.label_vocab.labels)
+
+    def save(self, path: str | Path, metrics: dict | None = None) -> Path:
+        from .io import save_model
+        return save_model(self, path, metrics=metrics)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "LabelGenerator":
+        from .io import load_model
+        return load_model(path, device=device)
+
+
+def _gold_in_training_order(labels: Sequence[str], label_vocab: LabelVocab) -> list[str]:
+    """Gold labels ordered as the model was taught (known ones first, unseen ones after)."""
+    known = label_vocab.decode(label_vocab.encode_targets(labels))
+    seen = set(known)
+    return known + [lab for lab in labels if lab not in seen]
+
+
+def _split_rows(out, batch: SeqBatch, with_attention: bool) -> list[dict]:
+    """Turn one batched DecodeOutput into per-example Python rows (ids, probs, score, ...)."""
+    lengths = out.lengths.tolist()
+    seqs = out.sequences.cpu()
+    probs = out.step_probs.float().cpu()
+    scores = out.scores.float().cpu().tolist()
+    label_scores = out.label_scores.float().cpu().numpy()[:, 3:] if out.label_scores is not None else None
+    src_lengths = batch.src_lengths.tolist()
+    rows = []
+    for r, n in enumerate(lengths):
+        row = {"ids": seqs[r, :n].tolist(), "probs": probs[r, :n].tolist(), "score": scores[r]}
+        if label_scores is not None:
+            row["label_scores"] = label_scores[r]
+        if with_attention and out.attention is not None:
+            row["attention"] = out.attention[r, :n, : src_lengths[r]].float().cpu().numpy()
+        rows.append(row)
+    return rows
+
+
+def _check_texts(texts: Sequence[str]) -> Sequence[str]:
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got a single string; wrap it in a list")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"text #{i} is {type(t).__name__}, expected str")
+    return texts
+
+
+# ---- training ------------------------------------------------------------------------
+
+def load_training_data(cfg: RunConfig) -> tuple[list[Example], list[Example]]:
+    """Read train (and valid) files; carve a seeded validation split when none is given."""
+    if not cfg.data.train:
+        raise DataFormatError("no training data: set data.train in the config or pass --train")
+    train = read_examples(cfg.data.train, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+    if cfg.data.valid:
+        valid = read_examples(cfg.data.valid, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+        return train, valid
+    return split_validation(train, cfg.data.valid_fraction, cfg.train.seed)
+
+
+def split_validation(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {fraction}")
+    if len(examples) < 2:
+        raise DataFormatError(f"need at least 2 training examples to carve a validation split, got {len(examples)}")
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_valid = max(1, int(round(len(examples) * fraction)))
+    valid_idx = set(order[:n_valid].tolist())
+    train = [ex for i, ex in enumerate(examples) if i not in valid_idx]
+    valid = [ex for i, ex in enumerate(examples) if i in valid_idx]
+    return train, valid
+
+
+def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexTokenizer, Vocab, LabelVocab]:
+    tokenizer = RegexTokenizer(lowercase=cfg.text.lowercase)
+    token_lists = (tokenizer(ex.text)[: cfg.text.max_len] for ex in train)
+    vocab = Vocab.build(token_lists, min_count=cfg.text.min_count, max_size=cfg.text.max_vocab)
+    label_vocab = LabelVocab.build((ex.labels for ex in train), order=cfg.labels.order, seed=cfg.train.seed)
+    if label_vocab.num_labels == 0:
+        raise DataFormatError(f"{cfg.data.train or 'training data'}: no labels found in any example")
+    return tokenizer, vocab, label_vocab
+
+
+def build_model(cfg: RunConfig, vocab: Vocab, label_vocab: LabelVocab) -> SGM:
+    model_cfg = SGMConfig(vocab_size=len(vocab), num_outputs=label_vocab.size, **cfg.model.__dict__)
+    model = SGM(model_cfg)
+    if cfg.text.word_vectors:
+        init_embeddings(model, cfg.text.word_vectors, vocab)
+    return model
+
+
+def init_embeddings(model: SGM, path: str, vocab: Vocab) -> None:
+    """Copy pre-trained vectors in; words missing from the file keep their random vectors."""
+    weight = model.encoder.embedding.weight
+    vectors, found = load_word_vectors(path, vocab, weight.size(1))
+    rows = ~np.isnan(vectors).any(axis=1)
+    rows[0] = False  # PAD stays zero
+    with torch.no_grad():
+        weight[torch.from_numpy(rows)] = torch.from_numpy(vectors[rows]).to(weight.dtype)
+    log.info("initialised %d of %d word embeddings from %s", found, len(vocab), path)
+
+
+def trainer_config(cfg: RunConfig) -> TrainerConfig:
+    t = cfg.train
+    return TrainerConfig(max_epochs=t.epochs, patience=t.patience, lr=t.lr, weight_decay=t.weight_decay,
+                         lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps, grad_clip=t.grad_clip,
+                         monitor="micro_f1", mode="max", seed=t.seed, device=t.device, progress=t.progress)
+
+
+def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: Sequence[Example] | None = None,
+          valid_examples: Sequence[Example] | None = None, resume: bool = False) -> tuple[LabelGenerator, TrainResult]:
+    """Train SGM under ``cfg``; returns the best model (by validation micro-F1) and the run's history."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if train_examples is None:
+        train_examples, loaded_valid = load_training_data(cfg)
+        valid_examples = loaded_valid if valid_examples is None else valid_examples
+    elif valid_examples is None:
+        train_examples, valid_examples = split_validation(train_examples, cfg.data.valid_fraction, cfg.train.seed)
+    if len(train_examples) == 0:
+        raise DataFormatError("the training set is empty")
+    seed_everything(cfg.train.seed)
+    tokenizer, vocab, label_vocab = build_vocabularies(train_examples, cfg)
+    model = build_model(cfg, vocab, label_vocab)
+    generator = LabelGenerator(model, tokenizer, vocab, label_vocab, cfg)
+    train_set = encode_dataset(train_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
+    lengths = [len(t) for t in train_set.token_ids]
+    batch_size = cfg.train.batch_size
+    steps = math.ceil(len(train_set) / batch_size)
+
+    def make_batches(epoch: int) -> Iterable[SeqBatch]:
+        for idx in batch_indices(lengths, batch_size, shuffle=True, seed=cfg.train.seed * 1000 + epoch):
+            yield collate(train_set, idx)
+
+    def loss_fn(net: SGM, batch: SeqBatch) -> torch.Tensor:
+        log_probs = net(batch.src, batch.src_lengths, batch.targets)  # (batch, steps, V)
+        return sequence_loss(log_probs, batch.targets, cfg.train.loss, cfg.train.bce_weight)
+
+    valid_set = encode_dataset(valid_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
+    valid_gold = [_gold_in_training_order(ex.labels, label_vocab) for ex in valid_examples]
+
+    def evaluate_fn(net: SGM) -> dict[str, float]:
+        return generator.evaluate_encoded(valid_set, valid_gold, beam_size=1)
+
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(save_config_yaml(cfg), encoding="utf-8")
+    log.info("training SGM: %d train / %d valid docs, %d words, %d labels", len(train_examples),
+             len(valid_examples), len(vocab), label_vocab.num_labels)
+    trainer = Trainer(model, trainer_config(cfg), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
+                      make_batches=make_batches, run_dir=run_dir, steps_per_epoch=steps)
+    result = trainer.fit(resume=resume)
+    model.eval()
+    return generator, result

@@ -1,0 +1,456 @@
+"""A generic, resumable training loop.
+
+The loop knows nothing about any model: the caller supplies how to compute a loss for
+a batch (``loss_fn``), how to score the model (``evaluate_fn``) and the batches of each
+epoch (``make_batches``). The loop owns the rest: the optimizer and learning-rate
+schedule, gradient clipping, early stopping on a monitored metric, keeping the best
+weights, a metrics log, and checkpoints from which an interrupted run continues
+exactly as if it had never stopped (bit for bit on CPU).
+
+Epochs are numbered from 1; ``make_batches(epoch)`` gets that number. Derive any
+shuffling from the seed and the epoch (not from global random state) so a resumed
+run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from tqdm import tqdm
+
+from seq2labels.errors import ConfigError
+from seq2labels.training.artifacts import (
+    BEST_WEIGHTS_NAME,
+    CHECKPOINT_NAME,
+    FIXED_COLUMNS,
+    METRICS_NAME,
+    detached_state_dict,
+    load_best_weights,
+    load_checkpoint,
+    save_best_weights,
+    save_checkpoint,
+    write_metrics_csv,
+)
+from seq2labels.training.config import TrainerConfig
+from seq2labels.training.schedules import (
+    PER_STEP_SCHEDULES,
+    Scheduler,
+    build_optimizer,
+    build_scheduler,
+    trainable_parameters,
+)
+from seq2labels.training.seeding import capture_rng_state, restore_rng_state, seed_everything
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainResult", "Trainer", "TrainerConfig"]
+
+LossFn = Callable[[nn.Module, Any], Tensor]
+EvaluateFn = Callable[[nn.Module], Mapping[str, float]]
+MakeBatches = Callable[[int], Iterable[Any]]
+OnBest = Callable[[nn.Module, dict], None]
+
+# Config fields whose change on resume alters the per-step schedule's shape.
+_SCHEDULE_SHAPE_FIELDS = ("max_epochs", "warmup_steps")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`.
+
+    ``best_score`` is NaN and ``best_epoch`` 0 when no epoch produced a usable score.
+    ``epochs_run`` counts every finished epoch, including those before a resume;
+    ``seconds`` is the wall time of this ``fit`` call only.
+    """
+
+    best_epoch: int
+    best_score: float
+    best_metrics: dict
+    history: list[dict]
+    stopped_early: bool
+    seconds: float
+    epochs_run: int
+
+
+@dataclass
+class _RunState:
+    """What changes from epoch to epoch and must survive a resume."""
+
+    best_score: float
+    epoch: int = 0
+    best_epoch: int = 0
+    best_metrics: dict = field(default_factory=dict)
+    epochs_since_improvement: int = 0
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def _worst_score(mode: str) -> float:
+    """Starting 'best' that any real score beats."""
+    return -math.inf if mode == "max" else math.inf
+
+
+def _move_to_device(batch: Any, device: torch.device) -> Any:
+    """Move a batch to ``device``: anything with ``.to`` (tensors, batch objects), and
+    tensors nested in dicts, lists and tuples; everything else is left as is."""
+    if hasattr(batch, "to") and callable(batch.to):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        moved = {key: _move_to_device(value, device) for key, value in batch.items()}
+        return moved if type(batch) is dict else _rebuild_mapping(batch, moved)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(_move_to_device(value, device) for value in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_move_to_device(value, device) for value in batch)
+    return batch
+
+
+def _rebuild_mapping(original: Mapping, moved: dict) -> Mapping:
+    """Keep the caller's mapping type when it can be built from a dict; else a dict."""
+    try:
+        return type(original)(moved)
+    except TypeError:
+        return moved
+
+
+def _plain_metric(name: str, value: Any) -> float | int | str | bool:
+    """Metrics go into CSV files and ``weights_only`` checkpoints: keep them plain
+    Python scalars (numpy and one-element tensor values are unwrapped)."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):
+        try:
+            return value.item()
+        except (ValueError, RuntimeError) as exc:
+            raise TypeError(f"evaluate_fn returned metric {name!r} that is not a scalar: {exc}") from exc
+    raise TypeError(f"evaluate_fn returned metric {name!r} of type {type(value).__name__}; "
+                    "metrics must be numbers or strings")
+
+
+def _loss_value(loss: Any, epoch: int, step: int) -> float:
+    """The loss as a float, refusing non-scalars and NaN/inf before they reach the weights."""
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+        raise TypeError(f"loss_fn must return a scalar tensor, got {shape} at epoch {epoch}, step {step}")
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss is {value} at epoch {epoch}, step {step} (1-based); "
+                                 "stopping instead of training on it")
+    return value
+
+
+def _stderr_is_tty() -> bool:
+    stream = sys.stderr
+    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _format_value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class Trainer:
+    """Trains any ``nn.Module`` given a loss, an evaluation and a batch source.
+
+    ``run_dir=None`` keeps everything in memory and writes nothing. ``steps_per_epoch``
+    sizes the progress bar and is required by the ``linear`` and ``cosine`` schedules
+    (unless each epoch's batches have a ``len``). ``on_best(model, metrics)`` runs each
+    time the monitored metric improves, e.g. to save extra artefacts.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainerConfig,
+        *,
+        loss_fn: LossFn,
+        evaluate_fn: EvaluateFn,
+        make_batches: MakeBatches,
+        run_dir: str | Path | None = None,
+        steps_per_epoch: int | None = None,
+        on_best: OnBest | None = None,
+    ) -> None:
+        if not isinstance(config, TrainerConfig):
+            raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
+        if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int)
+                                            or steps_per_epoch < 1):
+            raise ValueError(f"steps_per_epoch must be None or an int >= 1, got {steps_per_epoch!r}")
+        self.model = model
+        self.config = config
+        self.loss_fn = loss_fn
+        self.evaluate_fn = evaluate_fn
+        self.make_batches = make_batches
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.steps_per_epoch = steps_per_epoch
+        self.on_best = on_best
+        self.device = torch.device(config.device)
+        self._best_weights: dict[str, Tensor] | None = None
+        self._warned_step_count = False
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until ``max_epochs`` or early stopping; the model ends with the best weights.
+
+        With ``resume=True`` and a ``checkpoint.pt`` in ``run_dir``, training continues
+        from the epoch after the checkpoint; without a checkpoint it starts fresh.
+        """
+        started = time.perf_counter()
+        if resume and self.run_dir is None:
+            raise ValueError("resume=True needs a run_dir to find checkpoint.pt in")
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.model.to(self.device)
+        self._best_weights = None
+        optimizer = build_optimizer(trainable_parameters(self.model), self.config)
+        scheduler = build_scheduler(optimizer, self.config, self._steps_for_schedule())
+
+        checkpoint = self._find_checkpoint() if resume else None
+        if checkpoint is None:
+            state = _RunState(best_score=_worst_score(self.config.mode))
+            seed_everything(self.config.seed)
+        else:
+            state = self._restore(checkpoint, optimizer, scheduler)
+            # Last, so nothing between here and the next epoch draws random numbers.
+            restore_rng_state(checkpoint["rng_state"])
+
+        self._train_epochs(state, optimizer, scheduler)
+        self._load_best_into_model(state)
+        return self._result(state, time.perf_counter() - started)
+
+    def _train_epochs(self, state: _RunState, optimizer: Optimizer, scheduler: Scheduler | None) -> None:
+        """The epoch loop; the patience check comes first so a resumed, already
+        exhausted run stops exactly where the uninterrupted one did."""
+        for epoch in range(state.epoch + 1, self.config.max_epochs + 1):
+            if state.epochs_since_improvement >= self.config.patience:
+                state.stopped_early = True
+                logger.info("early stop: %s has not improved for %d epochs (best %s at epoch %d)",
+                            self.config.monitor, state.epochs_since_improvement,
+                            _format_value(state.best_score), state.best_epoch)
+                return
+            self._run_epoch(epoch, state, optimizer, scheduler)
+
+    def _run_epoch(self, epoch: int, state: _RunState, optimizer: Optimizer, scheduler: Scheduler | None) -> None:
+        """Train one epoch, evaluate, keep the best, log, and checkpoint."""
+        epoch_started = time.perf_counter()
+        train_loss, lr = self._train_one_epoch(epoch, optimizer, scheduler)
+        metrics = self._evaluate()
+        score = self._monitored_score(metrics)
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(score)
+        improved = self._update_best(state, epoch, score, metrics)
+        row = {"epoch": epoch, "train_loss": train_loss, "lr": lr,
+               "epoch_seconds": time.perf_counter() - epoch_started, **metrics}
+        state.history.append(row)
+        state.epoch = epoch
+        if self.run_dir is not None:
+            write_metrics_csv(self.run_dir / METRICS_NAME, state.history)
+        self._log_epoch(row, state, improved)
+        if self.run_dir is not None:
+            self._save_checkpoint(state, optimizer, scheduler)
+
+    # ------------------------------------------------------------- training
+
+    def _train_one_epoch(self, epoch: int, optimizer: Optimizer, scheduler: Scheduler | None) -> tuple[float, float]:
+        """Run every batch of the epoch; returns the mean loss and the last learning rate used."""
+        self.model.train()
+        per_step = scheduler if self.config.lr_schedule in PER_STEP_SCHEDULES else None
+        bar = tqdm(self.make_batches(epoch), total=self.steps_per_epoch, desc=f"epoch {epoch}",
+                   unit="batch", leave=False, disable=not (self.config.progress and _stderr_is_tty()))
+        total, steps, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
+        try:
+            for steps, batch in enumerate(bar, start=1):
+                lr = optimizer.param_groups[0]["lr"]
+                total += self._train_step(batch, optimizer, epoch, steps)
+                if per_step is not None:
+                    per_step.step()
+                bar.set_postfix(loss=f"{total / steps:.4f}", refresh=False)
+        finally:
+            bar.close()
+        if steps == 0:
+            raise ValueError(f"make_batches({epoch}) produced no batches")
+        self._check_step_count(epoch, steps)
+        return total / steps, lr
+
+    def _train_step(self, batch: Any, optimizer: Optimizer, epoch: int, step: int) -> float:
+        """One optimizer step: loss, finiteness check, backward, clipping, update."""
+        batch = _move_to_device(batch, self.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model, batch)
+        value = _loss_value(loss, epoch, step)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            self._clip_gradients(optimizer, epoch, step)
+        optimizer.step()
+        return value
+
+    def _clip_gradients(self, optimizer: Optimizer, epoch: int, step: int) -> None:
+        """Clip, and refuse to apply gradients that overflowed despite a finite loss."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        if not torch.isfinite(norm):
+            raise FloatingPointError(f"gradient norm is {norm.item()} at epoch {epoch}, step {step} (1-based)")
+
+    def _check_step_count(self, epoch: int, steps: int) -> None:
+        """A wrong steps_per_epoch silently distorts per-step schedules; say so once."""
+        if self.steps_per_epoch is not None and steps != self.steps_per_epoch and not self._warned_step_count:
+            self._warned_step_count = True
+            logger.warning("epoch %d had %d batches but steps_per_epoch=%d", epoch, steps, self.steps_per_epoch)
+
+    def _steps_for_schedule(self) -> int | None:
+        """Steps per epoch for schedules that need them: given, or the length of epoch 1's batches."""
+        if self.config.lr_schedule not in PER_STEP_SCHEDULES or self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        batches = self.make_batches(1)
+        if not hasattr(batches, "__len__"):
+            raise ValueError(f"lr_schedule={self.config.lr_schedule!r} needs steps_per_epoch "
+                             "(make_batches returns an iterable without len)")
+        return len(batches)  # type: ignore[arg-type]
+
+    # ----------------------------------------------------------- evaluation
+
+    def _evaluate(self) -> dict[str, Any]:
+        """Run evaluate_fn in eval mode without autograd; return plain-scalar metrics."""
+        self.model.eval()
+        with torch.no_grad():
+            raw = self.evaluate_fn(self.model)
+        if not isinstance(raw, Mapping):
+            raise TypeError(f"evaluate_fn must return a dict of metrics, got {type(raw).__name__}")
+        metrics = {str(name): _plain_metric(str(name), value) for name, value in raw.items()}
+        clashes = sorted(set(metrics) & set(FIXED_COLUMNS))
+        if clashes:
+            raise ValueError(f"evaluate_fn returned reserved metric names {clashes}; rename them")
+        return metrics
+
+    def _monitored_score(self, metrics: Mapping[str, Any]) -> float:
+        if self.config.monitor not in metrics:
+            raise KeyError(f"evaluate_fn returned no {self.config.monitor!r} (TrainerConfig.monitor); "
+                           f"it returned {sorted(metrics)}")
+        try:
+            return float(metrics[self.config.monitor])
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"monitored metric {self.config.monitor!r} is not a number: "
+                            f"{metrics[self.config.monitor]!r}") from exc
+
+    def _is_improvement(self, score: float, best: float) -> bool:
+        if math.isnan(score):
+            logger.warning("monitored metric %r is NaN; counting it as no improvement", self.config.monitor)
+            return False
+        return score > best if self.config.mode == "max" else score < best
+
+    def _update_best(self, state: _RunState, epoch: int, score: float, metrics: dict[str, Any]) -> bool:
+        """Track patience and, on improvement, keep (and write) the new best weights."""
+        if not self._is_improvement(score, state.best_score):
+            state.epochs_since_improvement += 1
+            return False
+        state.best_score, state.best_epoch, state.best_metrics = score, epoch, dict(metrics)
+        state.epochs_since_improvement = 0
+        self._best_weights = detached_state_dict(self.model)
+        if self.run_dir is not None:
+            save_best_weights(self.run_dir / BEST_WEIGHTS_NAME, self._best_weights, epoch, self.config.monitor, score)
+        if self.on_best is not None:
+            self.on_best(self.model, dict(metrics))
+        return True
+
+    def _log_epoch(self, row: Mapping[str, Any], state: _RunState, improved: bool) -> None:
+        fields = " ".join(f"{key}={_format_value(value)}" for key, value in row.items()
+                          if key not in ("epoch", "epoch_seconds"))
+        marker = " *" if improved else ""
+        logger.info("epoch %d/%d %s (%.1fs) best %s=%s@%d%s", row["epoch"], self.config.max_epochs, fields,
+                    row["epoch_seconds"], self.config.monitor, _format_value(state.best_score),
+                    state.best_epoch, marker)
+
+    # ------------------------------------------------------ checkpointing
+
+    def _save_checkpoint(self, state: _RunState, optimizer: Optimizer, scheduler: Scheduler | None) -> None:
+        """Everything a resume needs; the random state is captured as the very last
+        thing of the epoch, exactly where the next epoch will pick it up."""
+        assert self.run_dir is not None
+        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
+            "epoch": state.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "best_score": state.best_score,
+            "best_epoch": state.best_epoch,
+            "best_metrics": state.best_metrics,
+            "epochs_since_improvement": state.epochs_since_improvement,
+            "history": state.history,
+            "rng_state": capture_rng_state(),
+            "config": self.config.to_dict(),
+        })
+
+    def _find_checkpoint(self) -> dict[str, Any] | None:
+        assert self.run_dir is not None
+        path = self.run_dir / CHECKPOINT_NAME
+        if not path.is_file():
+            logger.info("resume requested but %s does not exist; starting fresh", path)
+            return None
+        checkpoint = load_checkpoint(path)
+        logger.info("resuming from %s after epoch %d", path, checkpoint["epoch"])
+        return checkpoint
+
+    def _restore(self, checkpoint: dict[str, Any], optimizer: Optimizer, scheduler: Scheduler | None) -> _RunState:
+        """Load model, optimizer, schedule and loop state from a checkpoint."""
+        self._check_config_changes(checkpoint["config"])
+        self.model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        state = _RunState(
+            best_score=float(checkpoint["best_score"]),
+            epoch=int(checkpoint["epoch"]),
+            best_epoch=int(checkpoint["best_epoch"]),
+            best_metrics=dict(checkpoint["best_metrics"]),
+            epochs_since_improvement=int(checkpoint["epochs_since_improvement"]),
+            history=[dict(row) for row in checkpoint["history"]],
+        )
+        if state.best_epoch > 0:
+            assert self.run_dir is not None
+            self._best_weights = load_best_weights(self.run_dir / BEST_WEIGHTS_NAME, state.best_epoch)
+        return state
+
+    def _check_config_changes(self, saved: Mapping[str, Any]) -> None:
+        """Refuse changes a resume cannot honour; report the others."""
+        current = self.config.to_dict()
+        changed = {key: (saved.get(key), value) for key, value in current.items() if saved.get(key) != value}
+        if not changed:
+            return
+        if "lr_schedule" in changed:
+            old, new = changed["lr_schedule"]
+            raise ConfigError(f"cannot resume: TrainerConfig.lr_schedule changed from {old!r} to {new!r}")
+        logger.info("resuming with changed settings: %s",
+                    ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items()))
+        if self.config.lr_schedule in PER_STEP_SCHEDULES and set(changed) & set(_SCHEDULE_SHAPE_FIELDS):
+            logger.warning("the %s schedule is recomputed for the new settings; the learning rate will "
+                           "differ from the interrupted run's plan", self.config.lr_schedule)
+
+    # --------------------------------------------------------------- result
+
+    def _load_best_into_model(self, state: _RunState) -> None:
+        if self._best_weights is None:
+            logger.warning("no epoch improved %r; keeping the last weights", self.config.monitor)
+            return
+        self.model.load_state_dict(self._best_weights)
+
+    def _result(self, state: _RunState, seconds: float) -> TrainResult:
+        found = state.best_epoch > 0
+        return TrainResult(
+            best_epoch=state.best_epoch,
+            best_score=state.best_score if found else math.nan,
+            best_metrics=dict(state.best_metrics),
+            history=[dict(row) for row in state.history],
+            stopped_early=state.stopped_early,
+            seconds=seconds,
+            epochs_run=state.epoch,
+        )
