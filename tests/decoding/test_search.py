@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seq2labels.decoding import (
@@ -57,7 +57,8 @@ def test_beam_size_one_is_exactly_greedy(make_model, make_batch, seed: int) -> N
         assert torch.equal(getattr(greedy, name), getattr(beam, name)), name
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fixtures are stateless
 @given(seed=st.integers(0, 10_000), batch=st.integers(1, 6), beam=st.sampled_from([0, 1, 2, 5]),
        num_labels=st.integers(1, 7), max_labels=st.integers(1, 9), min_labels=st.integers(0, 3),
        eos_bias=st.sampled_from([-3.0, 0.0, 3.0]))

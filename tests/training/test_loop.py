@@ -29,6 +29,19 @@ def _assert_same_weights(a: nn.Module, b: nn.Module) -> None:
         assert torch.equal(state_a[name], state_b[name]), name
 
 
+def _assert_same_last_epoch(dir_a, dir_b) -> None:
+    """The checkpoint holds the last epoch's weights and optimizer state, which the
+    returned (best) weights may hide when the best epoch came before the interruption."""
+    a = torch.load(dir_a / "checkpoint.pt", weights_only=True)
+    b = torch.load(dir_b / "checkpoint.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"]
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    for index, param_state in a["optimizer"]["state"].items():
+        for key, value in param_state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][key]), (index, key)
+
+
 def _rows_without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in rows]
 
@@ -182,7 +195,8 @@ def test_same_seed_gives_identical_weights_with_dropout(toy):
 
 
 def test_resume_equals_uninterrupted_run(toy, tmp_path, csv_rows):
-    config = _config(max_epochs=5, patience=10, lr_schedule="plateau")
+    # val_loss keeps falling, so the best epoch is a late one, after the resume.
+    config = _config(max_epochs=5, patience=10, lr_schedule="plateau", monitor="val_loss", mode="min")
     full_dir, split_dir = tmp_path / "full", tmp_path / "split"
 
     full = toy.build_model()
@@ -199,6 +213,8 @@ def test_resume_equals_uninterrupted_run(toy, tmp_path, csv_rows):
     assert _rows_without_timing(full_rows) == _rows_without_timing(resumed_rows)
     assert (resumed_result.best_epoch, resumed_result.best_score) == (full_result.best_epoch, full_result.best_score)
     assert resumed_result.epochs_run == 5
+    assert resumed_result.best_epoch > 2
+    _assert_same_last_epoch(full_dir, split_dir)
     for name in ("best.safetensors",):
         a, b = load_file(str(full_dir / name)), load_file(str(split_dir / name))
         assert all(torch.equal(a[k], b[k]) for k in a)
@@ -228,6 +244,7 @@ def test_resume_keeps_plateau_schedule_and_early_stopping_state(toy, tmp_path, c
     assert _rows_without_timing(csv_rows(full_dir / "metrics.csv")) == \
         _rows_without_timing(csv_rows(split_dir / "metrics.csv"))
     _assert_same_weights(full, resumed)
+    _assert_same_last_epoch(full_dir, split_dir)
 
 
 def test_resume_of_an_exhausted_run_trains_no_further(toy, tmp_path, scripted):
@@ -249,7 +266,8 @@ def test_resume_of_an_exhausted_run_trains_no_further(toy, tmp_path, scripted):
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "none"])
 def test_resume_after_a_crash_mid_run(toy, tmp_path, schedule):
-    config = _config(max_epochs=4, patience=10, lr_schedule=schedule, warmup_steps=5)
+    config = _config(max_epochs=4, patience=10, lr_schedule=schedule, monitor="val_loss", mode="min",
+                     warmup_steps=0 if schedule == "none" else 5)
     full_dir, crash_dir = tmp_path / "full", tmp_path / "crash"
     full = toy.build_model()
     full_result = Trainer(full, config, run_dir=full_dir, **toy.trainer_kwargs()).fit()
@@ -270,7 +288,8 @@ def test_resume_after_a_crash_mid_run(toy, tmp_path, schedule):
     resumed = toy.build_model(seed=9)
     result = Trainer(resumed, config, run_dir=crash_dir, **toy.trainer_kwargs()).fit(resume=True)
     _assert_same_weights(full, resumed)
-    assert [row["lr"] for row in result.history] == [row["lr"] for row in full_result.history]
+    _assert_same_last_epoch(full_dir, crash_dir)
+    assert _rows_without_timing(result.history) == _rows_without_timing(full_result.history)
     if schedule != "none":
         assert full_result.history[-1]["lr"] < full_result.history[1]["lr"]
 

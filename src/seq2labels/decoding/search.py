@@ -60,7 +60,11 @@ class StepModel(Protocol):
 
 @dataclass
 class DecodeOutput:
-    """One decoded label sequence per example."""
+    """One decoded label sequence per example.
+
+    ``scores`` keep the model's float dtype (at least float32, so half-precision models do
+    not accumulate in half); probabilities and attention are stored as float32.
+    """
 
     sequences: Tensor             # (batch, steps) long: labels in generated order, PAD after the end
     lengths: Tensor               # (batch,) long: number of labels
@@ -79,7 +83,7 @@ class BeamState:
     """
 
     scores: Tensor            # (rows,) float: log-probability so far
-    finished: Tensor          # (rows,) bool: ended by EOS, by max_labels, or dead (score -inf)
+    finished: Tensor          # (rows,) bool: ended (EOS, max_labels), dead (-inf) or pruned (hopeless)
     emitted: Tensor           # (rows, V) bool: labels already in the sequence
     tokens: Tensor            # (rows, t) long: labels, then EOS at the stop step, then PAD
     step_probs: Tensor        # (rows, t) float: probability of the label at each step, 0 elsewhere
@@ -285,8 +289,25 @@ def _finalize(hyps: BeamState, rows: Tensor, return_attention: bool) -> DecodeOu
     )
 
 
-def _best_rows(scores: Tensor, beam_size: int) -> Tensor:
-    """Flattened row of the highest-scoring hypothesis of each example (all are finished)."""
+def _prune_hopeless(hyps: BeamState, beam_size: int) -> BeamState:
+    """Finish every open hypothesis already scoring below its example's best finished one.
+
+    Log-probabilities are <= 0, so such a hypothesis can only fall further and never be the
+    answer; its descendants would also always rank below every hopeful candidate, so
+    freezing it changes no result. It lets the search stop as soon as every example's best
+    hypothesis has finished (e.g. after one step when EOS comes first everywhere).
+    """
+    finished_scores = hyps.scores.masked_fill(~hyps.finished, NEG_INF)  # (batch*beam,)
+    best_finished = finished_scores.reshape(-1, beam_size).max(dim=1).values  # (batch,)
+    bar = best_finished.repeat_interleave(beam_size)                   # (batch*beam,)
+    hopeless = ~hyps.finished & (hyps.scores < bar)                    # (batch*beam,)
+    return BeamState(hyps.scores, hyps.finished | hopeless, hyps.emitted, hyps.tokens,
+                     hyps.step_probs, hyps.label_scores, hyps.attention)
+
+
+def _best_rows(hyps: BeamState, beam_size: int) -> Tensor:
+    """Flattened row of the highest-scoring finished hypothesis of each example."""
+    scores = hyps.scores.masked_fill(~hyps.finished, NEG_INF)         # (batch*beam,)
     per_example = scores.reshape(-1, beam_size)                        # (batch, beam)
     first_row = torch.arange(per_example.size(0), device=scores.device) * beam_size  # (batch,)
     return first_row + per_example.argmax(dim=1)                       # (batch,)
@@ -321,7 +342,9 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
     """Batched beam search; returns the highest-log-probability finished hypothesis.
 
     All examples decode together as ``batch * beam`` rows: static tensors are repeated once,
-    the decoder state follows each hypothesis' parent every step. ``label_scores`` follow the
+    the decoder state follows each hypothesis' parent every step. Decoding stops once every
+    hypothesis has finished or can no longer win (see :func:`_prune_hopeless`), at the latest
+    after ``max_labels`` steps. ``label_scores`` follow the
     best hypothesis. Only ``n_best=1`` is supported (DecodeOutput holds one sequence per
     example).
     """
@@ -335,10 +358,11 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
         log_probs, state, attention = _model_step(model, hyps, state, static, min_labels)  # (batch*beam, V)
         new_scores, parent, token = beam_step(log_probs, hyps.scores, hyps.finished, beam_size)  # (batch*beam,) x3
         hyps = _advance(hyps, parent, token, new_scores, log_probs, attention, max_labels)
+        hyps = _prune_hopeless(hyps, beam_size)
         state = _select_rows(state, parent)
         if bool(hyps.finished.all()):
             break
-    return _finalize(hyps, _best_rows(hyps.scores, beam_size), return_attention)
+    return _finalize(hyps, _best_rows(hyps, beam_size), return_attention)
 
 
 def decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int = 1,

@@ -85,5 +85,6 @@ def build_scheduler(optimizer: Optimizer, config: TrainerConfig, steps_per_epoch
         raise ValueError(f"lr_schedule={kind!r} needs steps_per_epoch to know where training ends")
     total_steps = config.max_epochs * steps_per_epoch
     if config.warmup_steps >= total_steps:
-        logger.warning("warmup_steps=%d >= total steps %d: training ends during warm-up", config.warmup_steps, total_steps)
+        logger.warning("warmup_steps=%d >= total steps %d: training ends during warm-up",
+                       config.warmup_steps, total_steps)
     return LambdaLR(optimizer, _make_lambda(kind, config.warmup_steps, total_steps))

@@ -1,0 +1,95 @@
+"""Train SGM / SGM+GE on a shared data set, evaluate on its test split (greedy and beam 5).
+
+    python benchmarks/sgm_quality.py --dataset reuters21578 --model sgm
+
+Reads configs/<dataset>/<model>.yaml, trains into benchmarks/runs/<dataset>-<model>/,
+writes benchmarks/results/sgm_<dataset>_<model>.json (metrics, command, commit,
+machine, data checksums, training seconds) and refreshes benchmarks/results/sgm.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, SHARED_DATA, provenance  # noqa: E402
+
+from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.config import load_config  # noqa: E402
+from seq2labels.data.readers import read_examples  # noqa: E402
+from seq2labels.recipe import train  # noqa: E402
+
+REPORTED = ("micro_f1", "macro_f1", "example_f1", "subset_accuracy", "hamming_loss", "micro_precision",
+            "micro_recall", "label_position_deviation")
+
+TARGETS = {"reuters21578": {"micro_f1": 0.88}, "goemotions": {"micro_f1": 0.57, "macro_f1": 0.42}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, choices=["reuters21578", "goemotions"])
+    parser.add_argument("--model", required=True, help="config name under configs/<dataset>/, e.g. sgm, sgm_ge")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
+    parser.add_argument("--tag", default="", help="suffix for the result file name (for variants)")
+    args = parser.parse_args()
+
+    data_dir = SHARED_DATA / args.dataset
+    test_file = data_dir / "test.jsonl.gz"
+    files = [data_dir / "train.jsonl.gz", test_file] + ([data_dir / "valid.jsonl.gz"]
+                                                        if (data_dir / "valid.jsonl.gz").exists() else [])
+    overrides = [f"data.train={data_dir / 'train.jsonl.gz'}", "train.progress=false"]
+    if (data_dir / "valid.jsonl.gz").exists():
+        overrides.append(f"data.valid={data_dir / 'valid.jsonl.gz'}")
+    cfg = load_config(ROOT / "configs" / args.dataset / f"{args.model}.yaml", overrides + args.overrides)
+    name = f"{args.dataset}-{args.model}{('-' + args.tag) if args.tag else ''}"
+    run_dir = ROOT / "benchmarks" / "runs" / name
+
+    started = time.perf_counter()
+    generator, result = train(cfg, run_dir)
+    train_seconds = time.perf_counter() - started
+    test = read_examples(test_file)
+    evaluations = {}
+    for beam in (1, 5):
+        t0 = time.perf_counter()
+        metrics = generator.evaluate(test, beam_size=beam)
+        seconds = time.perf_counter() - t0
+        evaluations[f"beam{beam}"] = {**{k: metrics[k] for k in REPORTED}, "predict_seconds": round(seconds, 2),
+                                      "docs_per_second": round(len(test) / seconds, 1)}
+    generator.save(run_dir / "model", metrics={f"test_beam5_{k}": v for k, v in evaluations["beam5"].items()})
+    record = {
+        "dataset": args.dataset, "model": args.model, "tag": args.tag, "test_docs": len(test),
+        "train_seconds": round(train_seconds, 1), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "valid_micro_f1": result.best_score, "test": evaluations, "targets": TARGETS[args.dataset],
+        "config": cfg.to_dict(), "history": result.history, **provenance(files),
+    }
+    out = RESULTS / f"sgm_{name}.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, record)
+    atomic_write_text(RESULTS / "sgm.md", summary_table())
+    print(json.dumps({k: record[k] for k in ("dataset", "model", "train_seconds", "best_epoch")}), flush=True)
+    print(json.dumps(evaluations, indent=1))
+
+
+def summary_table() -> str:
+    rows = ["# SGM on the shared data sets (test split)", "",
+            "Produced by `benchmarks/sgm_quality.py`; each row links to its JSON result file (command, commit, "
+            "machine, data checksums, full history).", "",
+            "| data set | model | decoding | micro-F1 | macro-F1 | example-F1 | subset acc. | Hamming loss "
+            "| LPD | train s | best epoch | docs/s | result file |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("sgm_*.json")):
+        r = json.loads(path.read_text())
+        for beam, m in r["test"].items():
+            rows.append(f"| {r['dataset']} | {r['model']}{(' ' + r['tag']) if r.get('tag') else ''} | {beam} "
+                        f"| {m['micro_f1']:.4f} | {m['macro_f1']:.4f} | {m['example_f1']:.4f} "
+                        f"| {m['subset_accuracy']:.4f} | {m['hamming_loss']:.5f} | {m['label_position_deviation']:.3f} "
+                        f"| {r['train_seconds']:.0f} | {r['best_epoch']} | {m['docs_per_second']:.0f} | `{path.name}` |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    main()
