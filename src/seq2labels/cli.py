@@ -161,7 +161,7 @@ def _evaluate_file(generator, path: str, fmt: str | None, encoding_errors: str, 
     examples = read_examples(path, fmt, encoding_errors=encoding_errors)
     beam = beam_size or generator.config.decode.beam_size
     started = time.perf_counter()
-    metrics = generator.evaluate(examples, beam_size=beam, batch_size=batch_size)
+    metrics = generator.evaluate(examples, beam_size=beam, max_labels=max_labels, batch_size=batch_size)
     metrics["docs_per_second"] = len(examples) / max(time.perf_counter() - started, 1e-9)
     metrics["beam_size"] = beam
     return {prefix + k: v for k, v in metrics.items()}
@@ -182,13 +182,26 @@ def _write_json(path: Path, obj: dict) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .io import load_model
 
+    _check_decode_args(args.beam_size, args.max_labels, None)
     generator = load_model(args.model, device=args.device)
     metrics = _evaluate_file(generator, args.data, args.format, args.encoding_errors, args.beam_size,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, max_labels=args.max_labels)
     _print_metrics(metrics)
     if args.output:
         _write_json(Path(args.output), metrics)
     return 0
+
+
+def _check_decode_args(beam_size: int | None, max_labels: int | None, min_labels: int | None) -> None:
+    """Bad decoding flags are usage errors (exit 2), not a ValueError traceback from the search."""
+    if beam_size is not None and beam_size < 1:
+        raise ConfigError(f"--beam-size must be >= 1, got {beam_size}")
+    if max_labels is not None and max_labels < 1:
+        raise ConfigError(f"--max-labels must be >= 1, got {max_labels}")
+    if min_labels is not None and min_labels < 0:
+        raise ConfigError(f"--min-labels must be >= 0, got {min_labels}")
+    if min_labels is not None and max_labels is not None and min_labels > max_labels:
+        raise ConfigError(f"--min-labels ({min_labels}) must not exceed --top-k ({max_labels})")
 
 
 def iter_input_texts(path: str, fmt: str | None, encoding_errors: str) -> Iterator[str]:
@@ -228,6 +241,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top_k is not None and args.top_k < 1:
         raise ConfigError("--top-k must be >= 1")
+    _check_decode_args(args.beam_size, args.top_k, args.min_labels)
     generator = load_model(args.model, device=args.device)
     texts = iter_input_texts(args.input, args.format, args.encoding_errors)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout

@@ -8,6 +8,7 @@ One frozen dataclass per section; :func:`load_config` merges a YAML file and
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -95,6 +96,9 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check a YAML value against the field's annotation (int/float/bool/str, optionally None)."""
     text = str(hint)
@@ -114,6 +118,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if "float" in text:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string; so does json.dumps(1e-05) from a flag
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if "str" in text:
         if isinstance(value, str):
@@ -149,7 +155,46 @@ def config_from_dict(data: dict | None) -> RunConfig:
     if unknown:
         raise ConfigError(f"unknown config section {unknown[0]!r}; known sections: {', '.join(sections)}")
     hints = get_type_hints(RunConfig)
-    return RunConfig(**{name: _section_from_dict(hints[name], data.get(name), name) for name in sections})
+    cfg = RunConfig(**{name: _section_from_dict(hints[name], data.get(name), name) for name in sections})
+    _check_values(cfg)
+    return cfg
+
+
+# Values the code deeper down rejects with a bare ValueError (a traceback in the CLI, and only
+# after the data is read); checked here so the error names the key. Literals, so that reading
+# a config imports no torch.
+_CHOICES = {
+    ("data", "format"): (None, "jsonl", "tsv", "fasttext"),
+    ("data", "encoding_errors"): ("strict", "replace"),
+    ("labels", "order"): ("frequency", "alphabetical", "given", "random"),
+    ("model", "rnn_type"): ("lstm", "gru"),
+    ("train", "loss"): ("ce", "bce", "ce+bce"),
+}
+_MINIMUMS = {
+    ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3,
+    ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
+    ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
+    ("train", "epochs"): 1, ("train", "batch_size"): 1, ("train", "threads"): 1,
+    ("decode", "beam_size"): 1, ("decode", "max_labels"): 1, ("decode", "min_labels"): 0,
+}
+
+
+def _check_values(cfg: RunConfig) -> None:
+    for (section, name), choices in _CHOICES.items():
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"{section}.{name}: must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    for (section, name), minimum in _MINIMUMS.items():
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and value < minimum:
+            raise ConfigError(f"{section}.{name}: must be >= {minimum}, got {value!r}")
+    if not 0.0 < cfg.data.valid_fraction < 1.0:
+        raise ConfigError(f"data.valid_fraction: must be in (0, 1), got {cfg.data.valid_fraction!r}")
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError(f"model.dropout: must be in [0, 1), got {cfg.model.dropout!r}")
+    if cfg.decode.min_labels > cfg.decode.max_labels:
+        raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
+                          f"({cfg.decode.max_labels})")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

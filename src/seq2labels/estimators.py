@@ -92,8 +92,13 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         label_lists, classes, indicator = _normalise_targets(y, len(texts), self.classes)
         examples = [Example(text=t, labels=tuple(labels)) for t, labels in zip(texts, label_lists)]
         generator, result = train(self._run_config(), None, train_examples=examples)
+        if classes is None:
+            # labels that fell into the validation split only are still classes of y (never predicted)
+            known = generator.label_vocab.labels
+            seen = set(known)
+            classes = [*known, *(lab for lab in dict.fromkeys(l for row in label_lists for l in row) if lab not in seen)]
         self.generator_ = generator
-        self.classes_ = np.asarray(classes if classes is not None else generator.label_vocab.labels, dtype=object)
+        self.classes_ = np.asarray(classes, dtype=object)
         self._fit_with_indicator = indicator
         self.n_features_in_ = 1
         self.history_ = result.history
@@ -158,14 +163,19 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        """A model folder (see :mod:`seq2labels.io`); ``classes_`` are kept in its config.json."""
+        from .io import save_model
+
         self._check_fitted()
-        return self.generator_.save(path)
+        return save_model(self.generator_, path, estimator={
+            "classes": [str(c) for c in self.classes_], "fit_with_indicator": bool(self._fit_with_indicator)})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "SGMClassifier":
-        from .io import load_model
+        from .io import load_model, read_model_config
 
         generator = load_model(path, device=device)
+        saved = read_model_config(path).get("estimator") or {}
         cfg = generator.config
         est = cls(embedding_dim=cfg.model.embedding_dim, encoder_hidden=cfg.model.encoder_hidden,
                   encoder_layers=cfg.model.encoder_layers, rnn_type=cfg.model.rnn_type,
@@ -179,8 +189,8 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                   max_labels=cfg.decode.max_labels, min_labels=cfg.decode.min_labels, seed=cfg.train.seed,
                   device=device)
         est.generator_ = generator
-        est.classes_ = np.asarray(generator.label_vocab.labels, dtype=object)
-        est._fit_with_indicator = False
+        est.classes_ = np.asarray(saved.get("classes", generator.label_vocab.labels), dtype=object)
+        est._fit_with_indicator = bool(saved.get("fit_with_indicator", False))
         est.n_features_in_ = 1
         return est
 

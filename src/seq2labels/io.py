@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .atomic import atomic_write_json, atomic_write_text
+from .atomic import _process_umask, atomic_write_json, atomic_write_text
 from .config import config_from_dict
 from .data.labels import LabelVocab
 from .data.tokenizer import RegexTokenizer
@@ -40,13 +40,18 @@ FORMAT_VERSION = 1
 MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "labels.json")
 
 
-def save_model(generator, path: str | Path, metrics: dict | None = None) -> Path:
-    """Write the model folder at ``path`` (replacing an existing one only once the new one is complete)."""
+def save_model(generator, path: str | Path, metrics: dict | None = None, estimator: dict | None = None) -> Path:
+    """Write the model folder at ``path`` (replacing an existing one only once the new one is complete).
+
+    ``estimator``: JSON-able settings of a wrapping estimator (e.g. SGMClassifier's ``classes_``),
+    stored in config.json and read back with :func:`read_model_config`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        _write_model_files(generator, staging, metrics)
+        os.chmod(staging, 0o777 & ~_process_umask())  # mkdtemp's 0700 would make the model private
+        _write_model_files(generator, staging, metrics, estimator)
         _swap_in(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -54,13 +59,14 @@ def save_model(generator, path: str | Path, metrics: dict | None = None) -> Path
     return path
 
 
-def _write_model_files(generator, folder: Path, metrics: dict | None) -> None:
+def _write_model_files(generator, folder: Path, metrics: dict | None, estimator: dict | None = None) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in generator.model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": FORMAT_NAME})
     atomic_write_json(folder / "vocab.json", generator.vocab.to_dict())
     atomic_write_json(folder / "labels.json", generator.label_vocab.to_dict())
     atomic_write_text(folder / "README.md", model_card(generator, metrics))
     # config.json last: a folder without it is never mistaken for a model
+    extra = {"estimator": estimator} if estimator is not None else {}
     atomic_write_json(folder / "config.json", {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -70,6 +76,7 @@ def _write_model_files(generator, folder: Path, metrics: dict | None) -> None:
         "tokenizer": generator.tokenizer.to_dict(),
         "run_config": generator.config.to_dict(),
         "metrics": metrics or {},
+        **extra,
     })
     _fsync_dir(folder)
 
@@ -81,7 +88,11 @@ def _swap_in(staging: Path, path: Path) -> None:
         backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
         backup.rmdir()
         os.replace(path, backup)
-        os.replace(staging, path)
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            os.replace(backup, path)  # put the previous model back
+            raise
         shutil.rmtree(backup, ignore_errors=True)
     else:
         os.replace(staging, path)
@@ -117,6 +128,8 @@ def read_model_config(path: str | Path) -> dict:
     if not path.is_dir():
         raise ModelFormatError(f"{path}: model folder not found")
     meta = _read_json(path / "config.json")
+    if not isinstance(meta, dict):
+        raise ModelFormatError(f"{path / 'config.json'}: not a seq2labels model (expected a JSON object)")
     if meta.get("format") != FORMAT_NAME:
         raise ModelFormatError(f"{path / 'config.json'}: not a seq2labels model (format={meta.get('format')!r})")
     version = meta.get("format_version")
@@ -134,12 +147,14 @@ def load_model(path: str | Path, device: str = "cpu"):
 
     path = Path(path)
     meta = read_model_config(path)
+    vocab_data = _read_json(path / "vocab.json")    # outside the try: a missing file is not "inconsistent"
+    labels_data = _read_json(path / "labels.json")
     try:
         model_cfg = SGMConfig.from_dict(meta["model"])
         run_cfg = config_from_dict(meta["run_config"])
         tokenizer = RegexTokenizer.from_dict(meta["tokenizer"])
-        vocab = Vocab.from_dict(_read_json(path / "vocab.json"))
-        label_vocab = LabelVocab.from_dict(_read_json(path / "labels.json"))
+        vocab = Vocab.from_dict(vocab_data)
+        label_vocab = LabelVocab.from_dict(labels_data)
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise ModelFormatError(f"{path}: inconsistent model files ({exc})") from None
     if model_cfg.vocab_size != len(vocab) or model_cfg.num_outputs != label_vocab.size:

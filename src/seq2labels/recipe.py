@@ -121,17 +121,24 @@ class LabelGenerator:
         return rows  # type: ignore[return-value]
 
     def evaluate(self, examples: Sequence[Example], *, beam_size: int | None = None,
-                 batch_size: int = 256) -> dict[str, float]:
+                 max_labels: int | None = None, batch_size: int = 256) -> dict[str, float]:
         """All metrics on labelled examples; labels unseen in training count as misses."""
         encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
         gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
-        return self.evaluate_encoded(encoded, gold, beam_size=beam_size, batch_size=batch_size)
+        return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
+                                     batch_size=batch_size)
 
     def evaluate_encoded(self, encoded: EncodedDataset, gold: Sequence[Sequence[str]], *,
-                         beam_size: int | None = None, batch_size: int = 256) -> dict[str, float]:
-        rows = self.decode_encoded(encoded, beam_size=beam_size, batch_size=batch_size)
+                         beam_size: int | None = None, max_labels: int | None = None,
+                         batch_size: int = 256) -> dict[str, float]:
+        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, batch_size=batch_size)
         predicted = [self.label_vocab.decode(row["ids"]) for row in rows]
-        return evaluate_label_lists(gold, predicted, self.label_vocab.labels)
+        # Unseen gold labels get their columns here, as evaluate_label_lists would add them, but
+        # without its warning: encode_dataset already warned once, naming them (the validation
+        # set is scored every epoch).
+        known = set(self.label_vocab.labels)
+        unseen = sorted({label for labels in gold for label in labels if label not in known})
+        return evaluate_label_lists(gold, predicted, [*self.label_vocab.labels, *unseen])
 
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
         from .io import save_model
@@ -208,9 +215,9 @@ def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexT
     tokenizer = RegexTokenizer(lowercase=cfg.text.lowercase)
     token_lists = (tokenizer(ex.text)[: cfg.text.max_len] for ex in train)
     vocab = Vocab.build(token_lists, min_count=cfg.text.min_count, max_size=cfg.text.max_vocab)
-    label_vocab = LabelVocab.build((ex.labels for ex in train), order=cfg.labels.order, seed=cfg.train.seed)
-    if label_vocab.num_labels == 0:
+    if not any(ex.labels for ex in train):  # checked first: LabelVocab.build raises a bare ValueError
         raise DataFormatError(f"{cfg.data.train or 'training data'}: no labels found in any example")
+    label_vocab = LabelVocab.build((ex.labels for ex in train), order=cfg.labels.order, seed=cfg.train.seed)
     return tokenizer, vocab, label_vocab
 
 

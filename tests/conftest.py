@@ -1,0 +1,108 @@
+"""Shared fixtures for the recipe, io, cli and estimator tests.
+
+One tiny SGM is trained once per session (400 GoEmotions comments, 2 epochs, 32-wide layers,
+one torch thread) and shared read-only. Helpers are fixtures because tests run with
+--import-mode=importlib, where test modules cannot import each other.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2labels.cli import sample_path
+from seq2labels.config import RunConfig, load_config
+from seq2labels.data.readers import Example, read_examples
+
+TINY_OVERRIDES = [
+    "text.min_count=1", "text.max_len=32",
+    "model.embedding_dim=32", "model.encoder_hidden=32", "model.decoder_hidden=32",
+    "model.label_embedding_dim=32",
+    "train.epochs=2", "train.batch_size=32", "train.lr=0.003", "train.threads=1", "train.progress=false",
+]
+
+
+@dataclass
+class Tiny:
+    generator: object            # recipe.LabelGenerator, trained
+    result: object               # training.loop.TrainResult
+    cfg: RunConfig
+    train_examples: list[Example]
+    test_examples: list[Example]
+    state: dict                  # a copy of the weights right after training
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (as train.threads=1 sets it) and put the old count back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def sample_examples() -> tuple[list[Example], list[Example]]:
+    """(first 400 train, first 120 test) examples of the shipped sample."""
+    train = read_examples(sample_path("goemotions_train.jsonl.gz"))[:400]
+    test = read_examples(sample_path("goemotions_test.jsonl.gz"))[:120]
+    return train, test
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg() -> RunConfig:
+    return load_config(None, TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def train_tiny(sample_examples):
+    """train_tiny(cfg) -> (generator, result) on the 400 sample examples, threads restored after."""
+    from seq2labels.recipe import train
+
+    def run(cfg: RunConfig, run_dir=None, **kwargs):
+        before = torch.get_num_threads()
+        try:
+            return train(cfg, run_dir, train_examples=sample_examples[0], **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_cfg, train_tiny, sample_examples) -> Tiny:
+    generator, result = train_tiny(tiny_cfg)
+    state = {k: v.detach().clone() for k, v in generator.model.state_dict().items()}
+    return Tiny(generator, result, tiny_cfg, sample_examples[0], sample_examples[1], copy.deepcopy(state))
+
+
+@pytest.fixture(scope="session")
+def test_texts(sample_examples) -> list[str]:
+    """60 held-out texts plus an empty one and one of only unknown words."""
+    return [ex.text for ex in sample_examples[1][:60]] + ["", "zzqx qqzx xxqz"]
+
+
+@pytest.fixture(scope="session")
+def predictions_json():
+    """predictions_json(generator, texts, **kw) -> one JSON string with full-precision floats."""
+    def run(generator, texts, **kwargs) -> str:
+        preds = generator.predict(texts, **kwargs)
+        return json.dumps([{"labels": p.labels, "probabilities": p.probabilities, "score": p.score}
+                           for p in preds])
+    return run
+
+
+@pytest.fixture(scope="session")
+def write_jsonl():
+    """write_jsonl(path, examples) writes {"text", "labels"} lines and returns the path."""
+    def run(path: Path, examples) -> Path:
+        with open(path, "w", encoding="utf-8") as f:
+            for ex in examples:
+                f.write(json.dumps({"text": ex.text, "labels": list(ex.labels)}, ensure_ascii=False) + "\n")
+        return path
+    return run
