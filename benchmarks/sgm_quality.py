@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
     parser.add_argument("--tag", default="", help="suffix for the result file name (for variants)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
     data_dir = SHARED_DATA / args.dataset
     test_file = data_dir / "test.jsonl.gz"

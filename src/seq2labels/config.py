@@ -206,7 +206,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({_yaml_problem(exc)})") from None
     return section, name, value
 
 
@@ -223,6 +223,16 @@ def merge_overrides(data: dict, overrides: list[tuple[str, str, Any]]) -> dict:
     return merged
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message on one line (the CLI prints errors as one line): what, and at which column."""
+    mark = getattr(exc, "problem_mark", None)
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = ", ".join(p for p in parts if p) or str(exc)
+    if mark is not None:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(text.split())
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -234,7 +244,9 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {_yaml_problem(exc)}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data or {}
