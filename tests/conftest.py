@@ -7,6 +7,7 @@ one torch thread) and shared read-only. Helpers are fixtures because tests run w
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import dataclass
@@ -37,13 +38,30 @@ class Tiny:
     state: dict                  # a copy of the weights right after training
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_thread():
-    """Run a test with one torch thread (as train.threads=1 sets it) and put the old count back."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """Run a test with one torch thread (as train.threads=1 sets it) and put the old count back.
+
+    Small models on a busy machine run many times faster on one thread.
+    """
+    with _torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def single_thread():
+    """For module/session fixtures (set up before function-scoped ones): ``with single_thread(): ...``."""
+    return lambda: _torch_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -65,11 +83,8 @@ def train_tiny(sample_examples):
     from seq2labels.recipe import train
 
     def run(cfg: RunConfig, run_dir=None, **kwargs):
-        before = torch.get_num_threads()
-        try:
+        with _torch_threads(torch.get_num_threads()):  # train() sets train.threads for the process
             return train(cfg, run_dir, train_examples=sample_examples[0], **kwargs)
-        finally:
-            torch.set_num_threads(before)
 
     return run
 

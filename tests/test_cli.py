@@ -20,7 +20,8 @@ from seq2labels.cli import build_parser, main, resolve_train_config
 from seq2labels.io import load_model
 from seq2labels.recipe import LabelGenerator
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:.*never seen in training:UserWarning")]
 
 CONFIG = """\
 text:

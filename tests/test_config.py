@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
+
+from seq2labels.cli import sample_path
 
 from seq2labels.config import (RunConfig, TrainConfig, config_from_dict, load_config, merge_overrides,
                                parse_override, save_config_yaml)
@@ -195,3 +199,16 @@ def test_override_with_invalid_yaml_value_is_an_error():
     with pytest.raises(ConfigError, match=r"override 'train\.epochs=\[1,': value is not valid YAML") as err:
         parse_override("train.epochs=[1,")
     assert "\n" not in str(err.value)
+
+
+SHIPPED_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
+
+
+@pytest.mark.parametrize("path", [*SHIPPED_CONFIGS, Path(sample_path("demo.yaml"))], ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    assert path.is_file()
+    assert isinstance(load_config(path), RunConfig)
+
+
+def test_there_are_shipped_configs():
+    assert len(SHIPPED_CONFIGS) >= 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seq2labels.config import load_config, replace
-from seq2labels.data.dataset import collate, encode_dataset
+from seq2labels.data.dataset import collate
 from seq2labels.data.readers import Example
 from seq2labels.decoding import beam_decode, decode, greedy_decode
 from seq2labels.errors import DataFormatError
@@ -250,4 +250,3 @@ def test_unseen_validation_labels_warn_once_for_the_whole_run(tiny, sample_examp
 def test_encode_texts_truncates_to_max_len(tiny):
     encoded = tiny.generator.encode_texts(["word " * 100, ""])
     assert len(encoded.token_ids[0]) == tiny.cfg.text.max_len and encoded.token_ids[1] == []
-    assert encode_dataset  # imported helper used by the recipe

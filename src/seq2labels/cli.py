@@ -271,13 +271,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .data.readers import read_examples
     from .recipe import train
 
-    overrides = [f"data.train={sample_path('goemotions_train.jsonl.gz')}",
-                 "text.min_count=1", "text.max_len=64", "model.embedding_dim=96", "model.encoder_hidden=128",
-                 "model.decoder_hidden=128", "model.label_embedding_dim=64", "train.batch_size=32",
-                 "train.lr=0.002", f"train.epochs={args.epochs or 6}", "train.patience=3", "decode.min_labels=1"]
+    overrides = [f"data.train={sample_path('goemotions_train.jsonl.gz')}"]
+    if args.epochs:
+        overrides.append(f"train.epochs={args.epochs}")
     if args.quiet:
         overrides.append("train.progress=false")
-    cfg = load_config(None, overrides)
+    cfg = load_config(sample_path("demo.yaml"), overrides)
     print("seq2labels demo: SGM on a 6,000-comment GoEmotions sample (CC BY 4.0, Demszky et al. 2020)")
     generator, result = train(cfg, args.out)
     test = read_examples(sample_path("goemotions_test.jsonl.gz"))

@@ -96,7 +96,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
             # labels that fell into the validation split only are still classes of y (never predicted)
             known = generator.label_vocab.labels
             seen = set(known)
-            classes = [*known, *(lab for lab in dict.fromkeys(l for row in label_lists for l in row) if lab not in seen)]
+            classes = [*known, *(lab for lab in dict.fromkeys(x for row in label_lists for x in row) if lab not in seen)]
         self.generator_ = generator
         self.classes_ = np.asarray(classes, dtype=object)
         self._fit_with_indicator = indicator
