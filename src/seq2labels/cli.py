@@ -26,7 +26,8 @@ TRAIN_FLAGS = {
     "encoding_errors": "data.encoding_errors", "epochs": "train.epochs", "batch_size": "train.batch_size",
     "lr": "train.lr", "seed": "train.seed", "device": "train.device", "threads": "train.threads",
     "loss": "train.loss", "patience": "train.patience", "label_order": "labels.order",
-    "max_len": "text.max_len", "word_vectors": "text.word_vectors", "beam_size": "decode.beam_size",
+    "max_len": "text.max_len", "word_vectors": "text.word_vectors", "pretrain_embeddings": "text.pretrain_embeddings",
+    "beam_size": "decode.beam_size",
     "max_labels": "decode.max_labels", "global_embedding": "model.global_embedding",
 }
 
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-order", choices=["frequency", "alphabetical", "given", "random"])
     p.add_argument("--max-len", type=int, help="tokens kept per text")
     p.add_argument("--word-vectors", help="word2vec/GloVe text file to initialise embeddings")
+    p.add_argument("--pretrain-embeddings", action="store_true", default=None,
+                   help="pre-train the word embeddings with word2vec on the training texts (needs gensim)")
     p.add_argument("--beam-size", type=int, help="beam size used for the test evaluation and saved as default")
     p.add_argument("--max-labels", type=int)
     p.add_argument("--global-embedding", action=argparse.BooleanOptionalAction, default=None, help="SGM+GE")

@@ -35,6 +35,8 @@ class TextConfig:
     max_vocab: int | None = 50000
     max_len: int = 300                   # tokens kept per text
     word_vectors: str | None = None      # word2vec/GloVe text file to initialise embeddings
+    pretrain_embeddings: bool = False    # skip-gram word2vec on the training texts first (needs gensim)
+    pretrain_epochs: int = 5
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ _CHOICES = {
     ("train", "loss"): ("ce", "bce", "ce+bce"),
 }
 _MINIMUMS = {
-    ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3,
+    ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3, ("text", "pretrain_epochs"): 1,
     ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
     ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
     ("train", "epochs"): 1, ("train", "batch_size"): 1, ("train", "threads"): 1,
@@ -192,6 +194,8 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"data.valid_fraction: must be in (0, 1), got {cfg.data.valid_fraction!r}")
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError(f"model.dropout: must be in [0, 1), got {cfg.model.dropout!r}")
+    if cfg.text.pretrain_embeddings and cfg.text.word_vectors:
+        raise ConfigError("text.pretrain_embeddings and text.word_vectors exclude each other: choose one")
     if cfg.decode.min_labels > cfg.decode.max_labels:
         raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
                           f"({cfg.decode.max_labels})")

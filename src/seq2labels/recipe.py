@@ -221,23 +221,32 @@ def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexT
     return tokenizer, vocab, label_vocab
 
 
-def build_model(cfg: RunConfig, vocab: Vocab, label_vocab: LabelVocab) -> SGM:
+def build_model(cfg: RunConfig, vocab: Vocab, label_vocab: LabelVocab,
+                train_texts: Sequence[str] | None = None, tokenizer: RegexTokenizer | None = None) -> SGM:
     model_cfg = SGMConfig(vocab_size=len(vocab), num_outputs=label_vocab.size, **cfg.model.__dict__)
     model = SGM(model_cfg)
     if cfg.text.word_vectors:
-        init_embeddings(model, cfg.text.word_vectors, vocab)
+        vectors, found = load_word_vectors(cfg.text.word_vectors, vocab, model_cfg.embedding_dim)
+        copy_embeddings(model, vectors)
+        log.info("initialised %d of %d word embeddings from %s", found, len(vocab), cfg.text.word_vectors)
+    elif cfg.text.pretrain_embeddings:
+        if train_texts is None or tokenizer is None:
+            raise ValueError("text.pretrain_embeddings needs the training texts and the tokenizer")
+        from .data.word2vec import iter_token_lists, pretrain_word_vectors
+        vectors, _ = pretrain_word_vectors(iter_token_lists(train_texts, tokenizer, cfg.text.max_len), vocab,
+                                           model_cfg.embedding_dim, seed=cfg.train.seed,
+                                           epochs=cfg.text.pretrain_epochs, min_count=cfg.text.min_count)
+        copy_embeddings(model, vectors)
     return model
 
 
-def init_embeddings(model: SGM, path: str, vocab: Vocab) -> None:
-    """Copy pre-trained vectors in; words missing from the file keep their random vectors."""
+def copy_embeddings(model: SGM, vectors: np.ndarray) -> None:
+    """Copy pre-trained vectors in; NaN rows (words without a vector) keep their random init."""
     weight = model.encoder.embedding.weight
-    vectors, found = load_word_vectors(path, vocab, weight.size(1))
     rows = ~np.isnan(vectors).any(axis=1)
     rows[0] = False  # PAD stays zero
     with torch.no_grad():
         weight[torch.from_numpy(rows)] = torch.from_numpy(vectors[rows]).to(weight.dtype)
-    log.info("initialised %d of %d word embeddings from %s", found, len(vocab), path)
 
 
 def trainer_config(cfg: RunConfig) -> TrainerConfig:
@@ -261,7 +270,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
         raise DataFormatError("the training set is empty")
     seed_everything(cfg.train.seed)
     tokenizer, vocab, label_vocab = build_vocabularies(train_examples, cfg)
-    model = build_model(cfg, vocab, label_vocab)
+    model = build_model(cfg, vocab, label_vocab, [ex.text for ex in train_examples], tokenizer)
     generator = LabelGenerator(model, tokenizer, vocab, label_vocab, cfg)
     train_set = encode_dataset(train_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
     lengths = [len(t) for t in train_set.token_ids]
