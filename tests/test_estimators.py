@@ -189,3 +189,13 @@ def test_non_string_text_is_a_type_error_naming_the_index(fitted):
         fitted.predict(["fine", None])
     with pytest.raises(TypeError, match="single string"):
         fitted.predict_proba("one text")
+
+
+def test_score_counts_labels_never_seen_in_training_as_misses(fitted, data, monkeypatch):
+    texts, labels, _ = data
+    monkeypatch.setattr(fitted, "predict", lambda X: fitted._binarize(labels))  # a perfect predictor
+    assert fitted.score(texts, labels) == 1.0
+    with_unseen = [list(ls) + ["never-seen-label"] for ls in labels]
+    n_gold = sum(len(ls) for ls in labels)
+    expected = 2 * n_gold / (n_gold + n_gold + len(labels))                      # 2TP / (2TP + FN)
+    assert fitted.score(texts, with_unseen) == pytest.approx(expected)

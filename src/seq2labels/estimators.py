@@ -142,10 +142,19 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         return self.predict_proba(X)
 
     def score(self, X: Sequence[str], y, sample_weight=None) -> float:
-        """Micro-F1 (the SGM papers' headline metric), not subset accuracy."""
+        """Micro-F1 (the SGM papers' headline metric), not subset accuracy.
+
+        Gold labels outside ``classes_`` get columns of their own, so they count as misses.
+        """
         from sklearn.metrics import f1_score
-        label_lists, _, _ = _normalise_targets(y, len(X), list(self.classes_))
-        return float(f1_score(self._binarize(label_lists), self.predict(X), average="micro",
+
+        from .metrics import binarize
+        gold, _, _ = _normalise_targets(y, len(X), list(self.classes_))
+        known = [str(c) for c in self.classes_]
+        columns = known + sorted({lab for labels in gold for lab in labels} - set(known))
+        predicted = self.predict(X)
+        predicted = np.hstack([predicted, np.zeros((predicted.shape[0], len(columns) - len(known)), dtype=int)])
+        return float(f1_score(binarize(gold, columns), predicted, average="micro",
                               zero_division=0, sample_weight=sample_weight))
 
     def _column_of_class(self) -> dict:

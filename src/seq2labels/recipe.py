@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,7 +24,7 @@ from .data.readers import Example, read_examples
 from .data.tokenizer import RegexTokenizer
 from .data.vocab import Vocab
 from .decoding import decode
-from .errors import DataFormatError
+from .errors import ConfigError, DataFormatError
 from .losses import sequence_loss
 from .metrics import evaluate_label_lists
 from .models.sgm import SGM, SGMConfig
@@ -103,8 +102,9 @@ class LabelGenerator:
         beam_size = dec.beam_size if beam_size is None else beam_size
         max_labels = dec.max_labels if max_labels is None else max_labels
         min_labels = dec.min_labels if min_labels is None else min_labels
-        if beam_size < 1 or max_labels < 1:
-            raise ValueError("beam_size and max_labels must be >= 1")
+        if beam_size < 1 or max_labels < 1 or not 0 <= min_labels <= max_labels:
+            raise ConfigError(f"decoding needs beam_size >= 1, max_labels >= 1 and 0 <= min_labels <= max_labels; "
+                              f"got beam_size={beam_size}, max_labels={max_labels}, min_labels={min_labels}")
         was_training = self.model.training
         self.model.eval()
         rows: list[dict | None] = [None] * len(encoded)
@@ -258,7 +258,10 @@ def trainer_config(cfg: RunConfig) -> TrainerConfig:
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: Sequence[Example] | None = None,
           valid_examples: Sequence[Example] | None = None, resume: bool = False) -> tuple[LabelGenerator, TrainResult]:
-    """Train SGM under ``cfg``; returns the best model (by validation micro-F1) and the run's history."""
+    """Train SGM under ``cfg``; returns the best model (by validation micro-F1) and the run's history.
+
+    ``train.threads`` sets torch's intra-op threads for the whole process.
+    """
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if train_examples is None:
