@@ -121,17 +121,19 @@ class LabelGenerator:
         return rows  # type: ignore[return-value]
 
     def evaluate(self, examples: Sequence[Example], *, beam_size: int | None = None,
-                 max_labels: int | None = None, batch_size: int = 256) -> dict[str, float]:
+                 max_labels: int | None = None, min_labels: int | None = None,
+                 batch_size: int = 256) -> dict[str, float]:
         """All metrics on labelled examples; labels unseen in training count as misses."""
         encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
         gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
         return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
-                                     batch_size=batch_size)
+                                     min_labels=min_labels, batch_size=batch_size)
 
     def evaluate_encoded(self, encoded: EncodedDataset, gold: Sequence[Sequence[str]], *,
                          beam_size: int | None = None, max_labels: int | None = None,
-                         batch_size: int = 256) -> dict[str, float]:
-        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, batch_size=batch_size)
+                         min_labels: int | None = None, batch_size: int = 256) -> dict[str, float]:
+        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size)
         predicted = [self.label_vocab.decode(row["ids"]) for row in rows]
         # Unseen gold labels get their columns here, as evaluate_label_lists would add them, but
         # without its warning: encode_dataset already warned once, naming them (the validation
