@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,9 @@ from seq2labels.data import (
     iter_batches,
     read_examples,
 )
+
+SHARED_DATA = Path(os.environ.get("SEQ2LABELS_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"shared data sets not found at {SHARED_DATA}")
 
 TOK = RegexTokenizer()
 TRAIN = [Example("the cat sat", ("b", "a")), Example("a dog", ("b",)), Example("", ("a", "c"))]
@@ -158,8 +163,9 @@ def test_batch_size_validated():
 # --------------------------------------------------------------------------- real data
 
 
+@needs_shared_data
 def test_iter_batches_on_goemotions():
-    examples = read_examples("/work/shared/data/goemotions/valid.jsonl.gz")
+    examples = read_examples(SHARED_DATA / "goemotions" / "valid.jsonl.gz")
     vocab = Vocab.build((TOK(e.text) for e in examples), min_count=2)
     labels = LabelVocab.build(e.labels for e in examples)
     ds = encode_dataset(examples, TOK, vocab, labels, max_len=40)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import json
 
 import pytest
@@ -15,6 +18,9 @@ from seq2labels.data.labels import (
     LabelVocab,
 )
 from seq2labels.data.readers import read_examples
+
+SHARED_DATA = Path(os.environ.get("SEQ2LABELS_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"shared data sets not found at {SHARED_DATA}")
 
 # counts (once per example): b:3, a:2, c:2, d:1
 TRAIN = [["a", "b"], ["c", "b"], ["b", "c", "a"], ["d"]]
@@ -107,10 +113,11 @@ def test_validation():
         LabelVocab.build([[], []])
 
 
+@needs_shared_data
 def test_goemotions_label_set():
-    examples = read_examples("/work/shared/data/goemotions/valid.jsonl.gz")
+    examples = read_examples(SHARED_DATA / "goemotions" / "valid.jsonl.gz")
     lv = LabelVocab.build(e.labels for e in examples)
-    expected = json.loads(open("/work/shared/data/goemotions/labels.json").read())
+    expected = json.loads(open(SHARED_DATA / "goemotions" / "labels.json").read())
     assert set(lv.labels) == set(expected)
     assert lv.labels[0] == "neutral"  # the most frequent GoEmotions label
     for e in examples[:200]:
