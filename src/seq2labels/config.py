@@ -57,6 +57,7 @@ class ModelConfig:
     label_embedding_dim: int = 128
     decoder_hidden: int = 256
     global_embedding: bool = False
+    bag_of_words: bool = False           # a linear bag-of-words term added to every step's label scores
     dropout: float = 0.3
 
 

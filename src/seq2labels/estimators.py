@@ -33,6 +33,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, *, embedding_dim: int = 128, encoder_hidden: int = 256, encoder_layers: int = 1,
                  rnn_type: str = "lstm", self_attention: bool = False, attention: bool = True,
                  decoder_hidden: int = 256, label_embedding_dim: int = 128, global_embedding: bool = False,
+                 bag_of_words: bool = False,
                  dropout: float = 0.3, max_len: int = 300, min_count: int = 2, max_vocab: int | None = 50000,
                  lowercase: bool = True, label_order: str = "frequency", epochs: int = 20, batch_size: int = 32,
                  lr: float = 1e-3, patience: int = 4, loss: str = "ce", valid_fraction: float = 0.1,
@@ -47,6 +48,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         self.decoder_hidden = decoder_hidden
         self.label_embedding_dim = label_embedding_dim
         self.global_embedding = global_embedding
+        self.bag_of_words = bag_of_words
         self.dropout = dropout
         self.max_len = max_len
         self.min_count = min_count
@@ -78,7 +80,8 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                               encoder_layers=self.encoder_layers, rnn_type=self.rnn_type,
                               self_attention=self.self_attention, attention=self.attention,
                               label_embedding_dim=self.label_embedding_dim, decoder_hidden=self.decoder_hidden,
-                              global_embedding=self.global_embedding, dropout=self.dropout),
+                              global_embedding=self.global_embedding, bag_of_words=self.bag_of_words,
+                              dropout=self.dropout),
             train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                               loss=self.loss, seed=self.seed, device=self.device, progress=self.verbose),
             decode=DecodeConfig(beam_size=self.beam_size, max_labels=self.max_labels, min_labels=self.min_labels),
@@ -190,7 +193,8 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                   encoder_layers=cfg.model.encoder_layers, rnn_type=cfg.model.rnn_type,
                   self_attention=cfg.model.self_attention, attention=cfg.model.attention,
                   decoder_hidden=cfg.model.decoder_hidden, label_embedding_dim=cfg.model.label_embedding_dim,
-                  global_embedding=cfg.model.global_embedding, dropout=cfg.model.dropout, max_len=cfg.text.max_len,
+                  global_embedding=cfg.model.global_embedding, bag_of_words=cfg.model.bag_of_words,
+                  dropout=cfg.model.dropout, max_len=cfg.text.max_len,
                   min_count=cfg.text.min_count, max_vocab=cfg.text.max_vocab, lowercase=cfg.text.lowercase,
                   label_order=cfg.labels.order, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
                   lr=cfg.train.lr, patience=cfg.train.patience, loss=cfg.train.loss,

@@ -36,6 +36,7 @@ class SGMConfig:
     label_embedding_dim: int = 128
     decoder_hidden: int = 256
     global_embedding: bool = False   # SGM+GE
+    bag_of_words: bool = False       # add a per-label bias from the mean word embedding at every step
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
@@ -165,6 +166,8 @@ class SGM(nn.Module):
         self.combine = nn.Linear(cfg.decoder_hidden + mem, cfg.decoder_hidden)
         self.output = nn.Linear(cfg.decoder_hidden, cfg.num_outputs)
         self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.bag_of_words:
+            self.bow_output = nn.Linear(cfg.embedding_dim, cfg.num_outputs, bias=False)
         if cfg.global_embedding:
             self.ge_gate_e = nn.Linear(cfg.label_embedding_dim, cfg.label_embedding_dim)
             self.ge_gate_avg = nn.Linear(cfg.label_embedding_dim, cfg.label_embedding_dim, bias=False)
@@ -174,6 +177,8 @@ class SGM(nn.Module):
         memory, mask = self.encoder(src, src_lengths)                    # (batch, time, mem), (batch, time)
         pooled = (memory * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (batch, mem)
         static = {"memory": memory, "mask": mask}
+        if self.config.bag_of_words:
+            static["bow_logits"] = self._bag_of_words_logits(src, mask)      # (batch, V)
         if self.attention is not None:
             static["keys"] = self.attention.project_keys(memory)         # (batch, time, hidden)
         else:
@@ -203,12 +208,21 @@ class SGM(nn.Module):
             weights = mask / mask.sum(1, keepdim=True).clamp(min=1)      # (N, time) uniform evidence
         hidden = torch.tanh(self.combine(torch.cat([h, context], dim=-1)))  # (N, dec)
         logits = self.output(self.dropout(hidden))                       # (N, V)
+        if "bow_logits" in static:
+            logits = logits + static["bow_logits"]
         logits = logits.masked_fill(forbidden, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)                    # (N, V)
         new_state = {"h": h, "c": c, "context": context}
         if self.config.global_embedding:
             new_state["probs"] = log_probs.exp()
         return log_probs, new_state, weights
+
+    def _bag_of_words_logits(self, src: Tensor, mask: Tensor) -> Tensor:
+        """A linear, fastText-like view of the whole text: word evidence that a long RNN
+        read can blur (rare, decisive words) reaches every decoding step directly."""
+        emb = self.encoder.embedding(src)                                # (batch, time, emb)
+        mean = (emb * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (batch, emb)
+        return self.bow_output(self.dropout(mean))                       # (batch, V)
 
     def _decoder_input(self, prev_labels: Tensor, state: dict[str, Tensor]) -> Tensor:
         emb = self.label_embedding(prev_labels)                          # (N, label_emb)
