@@ -55,7 +55,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make the rename itself durable; without it a power cut can undo the replace.
 
     Some platforms (Windows) cannot open a folder for fsync; there the rename is
@@ -93,7 +93,7 @@ def _publish(tmp: Path, target: Path) -> None:
     """Give the temp file its final permissions and rename it over the target."""
     os.chmod(tmp, _final_mode(target))
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

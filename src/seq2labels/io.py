@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .atomic import _process_umask, atomic_write_json, atomic_write_text
+from .atomic import _process_umask, atomic_write_json, atomic_write_text, fsync_dir
 from .config import config_from_dict
 from .data.labels import LabelVocab
 from .data.tokenizer import RegexTokenizer
@@ -77,7 +77,7 @@ def _write_model_files(generator, folder: Path, metrics: dict | None, estimator:
         "metrics": metrics or {},
         **extra,
     })
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def _swap_in(staging: Path, path: Path) -> None:
@@ -95,20 +95,7 @@ def _swap_in(staging: Path, path: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
     else:
         os.replace(staging, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _read_json(path: Path) -> dict:
