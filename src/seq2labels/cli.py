@@ -16,6 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from . import __version__
 from .errors import ConfigError, Seq2LabelsError
 
 log = logging.getLogger("seq2labels")
@@ -53,6 +54,7 @@ def _setup_logging(quiet: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2labels", description="Multi-label classification as sequence generation (SGM).")
+    parser.add_argument("--version", action="version", version=f"seq2labels {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
