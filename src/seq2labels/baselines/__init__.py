@@ -1,0 +1,46 @@
+"""Classic multi-label baselines with a scikit-learn API, to compare SGM against.
+
+Problem transformation: :class:`BinaryRelevance`, :class:`ClassifierChain`,
+:class:`EnsembleClassifierChains`, :class:`LabelPowerset`, :class:`RAkEL`.
+Nearest neighbours: :class:`MLkNN`, :class:`BRkNN`.
+
+All take ``fit(X, Y)`` with ``Y`` an (n_samples, n_labels) 0/1 matrix and return 0/1
+matrices from ``predict`` and per-label scores from ``predict_proba``; see
+:mod:`seq2labels.baselines.problem_transformation` for the 1-D ``y`` convention. For raw
+texts wrap an estimator with :func:`text_pipeline`.
+"""
+
+from __future__ import annotations
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline, make_pipeline
+
+from .knn import BRkNN, MLkNN
+from .problem_transformation import (
+    BinaryRelevance,
+    ClassifierChain,
+    EnsembleClassifierChains,
+    LabelPowerset,
+    MultiLabelClassifierBase,
+    RAkEL,
+)
+
+__all__ = [
+    "BinaryRelevance",
+    "ClassifierChain",
+    "EnsembleClassifierChains",
+    "LabelPowerset",
+    "RAkEL",
+    "MLkNN",
+    "BRkNN",
+    "MultiLabelClassifierBase",
+    "text_pipeline",
+]
+
+
+def text_pipeline(estimator, **tfidf_kw) -> Pipeline:
+    """``make_pipeline(TfidfVectorizer(**tfidf_kw), estimator)``: fit and predict on raw texts.
+
+    Example: ``text_pipeline(BinaryRelevance(), sublinear_tf=True, min_df=2).fit(texts, Y)``.
+    """
+    return make_pipeline(TfidfVectorizer(**tfidf_kw), estimator)
