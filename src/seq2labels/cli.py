@@ -230,15 +230,11 @@ def _looks_like_plain_text(path: str) -> bool:
 
 
 def _iter_text_lines(path: str, encoding_errors: str) -> Iterator[str]:
-    from .errors import DataFormatError
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8", errors=encoding_errors)
-            except UnicodeDecodeError as exc:
-                raise DataFormatError(f"invalid UTF-8 ({exc.reason} at byte {exc.start}); "
-                                      "use --encoding-errors replace to substitute", path=path, line=number) from None
-            yield line.rstrip("\r\n")
+    """One text per line (plain or gzip; BOM and CRLF accepted); every line is a text, even an empty one."""
+    from .data.readers import decode_line, iter_lines
+
+    for number, raw in iter_lines(path):
+        yield decode_line(raw, path, number, encoding_errors)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
