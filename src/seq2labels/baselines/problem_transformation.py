@@ -21,6 +21,7 @@ only applies to the multi-label use. A column vector ``y`` that is not 0/1 is ra
 from __future__ import annotations
 
 import itertools
+from abc import ABC, abstractmethod
 import math
 import warnings
 from numbers import Integral, Real
@@ -55,7 +56,7 @@ def _default_classifier() -> LogisticRegression:
 # --------------------------------------------------------------------------- shared base
 
 
-class MultiLabelClassifierBase(ClassifierMixin, BaseEstimator):
+class MultiLabelClassifierBase(ClassifierMixin, BaseEstimator, ABC):
     """Target handling, input validation, fallback and output shapes shared by every baseline.
 
     Subclasses implement ``_fit(X, Y)`` (``Y`` an (n, L) uint8 indicator) and
@@ -172,11 +173,13 @@ class MultiLabelClassifierBase(ClassifierMixin, BaseEstimator):
         return np.where(totals > 0, scores / np.where(totals > 0, totals, 1.0), uniform)
 
     # ---- subclass hooks --------------------------------------------------------------
-    def _fit(self, X, Y) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _fit(self, X, Y) -> None:
+        """Learn from validated X and a 0/1 label matrix Y."""
 
-    def _predict_scores(self, X):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _predict_scores(self, X):
+        """(n_samples, n_labels) scores in [0, 1] for validated X."""
 
 
 def _is_binary_01(y: np.ndarray) -> bool:
