@@ -201,7 +201,9 @@ def test_override_with_invalid_yaml_value_is_an_error():
     assert "\n" not in str(err.value)
 
 
-SHIPPED_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
+# Run configs for `seq2labels train`; compare*.yaml are `seq2labels compare` configs (tests/test_compare.py).
+SHIPPED_CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml")
+                         if not p.name.startswith("compare"))
 
 
 @pytest.mark.parametrize("path", [*SHIPPED_CONFIGS, Path(sample_path("demo.yaml"))], ids=lambda p: p.name)

@@ -3,6 +3,7 @@
 Problem transformation: :class:`BinaryRelevance`, :class:`ClassifierChain`,
 :class:`EnsembleClassifierChains`, :class:`LabelPowerset`, :class:`RAkEL`.
 Nearest neighbours: :class:`MLkNN`, :class:`BRkNN`.
+Neural: :class:`MLPClassifier` (numeric X), :class:`KimCNNClassifier`, :class:`CNNRNNClassifier` (raw texts).
 
 All take ``fit(X, Y)`` with ``Y`` an (n_samples, n_labels) 0/1 matrix and return 0/1
 matrices from ``predict`` and per-label scores from ``predict_proba``; see
@@ -16,6 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from .knn import BRkNN, MLkNN
+from .neural import CNNRNNClassifier, KimCNNClassifier, MLPClassifier
 from .problem_transformation import (
     BinaryRelevance,
     ClassifierChain,
@@ -33,6 +35,9 @@ __all__ = [
     "RAkEL",
     "MLkNN",
     "BRkNN",
+    "MLPClassifier",
+    "KimCNNClassifier",
+    "CNNRNNClassifier",
     "MultiLabelClassifierBase",
     "text_pipeline",
 ]
