@@ -1,4 +1,4 @@
-"""Command line: ``seq2labels train | evaluate | predict | demo``.
+"""Command line: ``seq2labels train | evaluate | predict | demo | compare``.
 
 Every error seq2labels raises on purpose (bad data, bad config, bad model folder)
 is printed as one line and exits with status 2; only real bugs show a traceback.
@@ -120,7 +120,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="runs/demo", help="run folder (default runs/demo)")
     p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("compare", parents=[common], help="compare baseline methods (and SGM result files) in one table")
+    p.add_argument("config", help="comparison YAML (data set(s), methods, optional include_results)")
+    p.add_argument("--out", "-o", default="benchmarks/results", help="output folder (default benchmarks/results)")
+    p.add_argument("--stem", default=None, help="file name stem (default compare_<config name>)")
+    p.set_defaults(func=cmd_compare)
     return parser
+
+
+# ---- compare ---------------------------------------------------------------------------
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import run_comparison
+    from .config import read_yaml
+
+    config = read_yaml(args.config)
+    table = run_comparison(config, config_path=args.config, log=None if args.quiet else log.info)
+    stem = args.stem or f"compare_{table.name}"
+    paths = table.write(args.out, stem)
+    print(table.to_markdown())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
 
 
 # ---- train -----------------------------------------------------------------------------

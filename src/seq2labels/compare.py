@@ -1,0 +1,531 @@
+"""Compare multi-label methods on one or more data sets and write a table (Markdown, CSV, JSON).
+
+A comparison is described by a mapping (usually read from YAML)::
+
+    name: reuters21578                  # optional; names the table
+    data:                               # one data set, or `datasets: [{name: .., <data keys>}, ...]`
+      train: ../shared/data/reuters21578/train.jsonl.gz   # text: train/test files (JSONL, TSV, fastText)
+      test: ../shared/data/reuters21578/test.jsonl.gz
+      # tabular instead: arff: FILE or [FILE, ...] (split: cv) or train_arff/test_arff (split: train_test); xml: FILE
+    split: train_test                   # or cv (tabular only); text data sets are always train/test
+    cv: {n_splits: 10, n_repeats: 3, random_state: 0}
+    tfidf: {sublinear_tf: true, min_df: 2, ngram_range: [1, 2]}   # text only
+    fallback_top1: false
+    scale: maxabs                       # tabular only: put a MaxAbsScaler before every method (or null)
+    methods:
+      - name: br                        # br | cc | ecc | lp | rakel | mlknn | brknn | mlp | cnn | cnn_rnn
+        label: BR (LinearSVC)           # optional row label
+        params: {classifier: linear_svc, classifier_params: {C: 1.0}}
+    include_results: [benchmarks/results/sgm_reuters21578-sgm.json]   # optional SGM rows
+    sgm_decode: beam5                   # which decode of those files to show (default beam5)
+
+Relative paths are looked up from the current directory first, then from the config file's
+folder. Text methods run inside :func:`seq2labels.baselines.text_pipeline`; the metrics are
+:func:`seq2labels.metrics.multilabel_metrics`, the same code that scores SGM.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["run_comparison", "ComparisonTable", "COLUMNS", "METHODS", "validate_config", "provenance"]
+
+# (key, header) of the table, in the SGM paper's Table 2 order, then extras.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("hamming_loss", "HL(-)"),
+    ("micro_precision", "micro-P(+)"),
+    ("micro_recall", "micro-R(+)"),
+    ("micro_f1", "micro-F1(+)"),
+    ("macro_f1", "macro-F1(+)"),
+    ("subset_accuracy", "subset acc.(+)"),
+    ("example_f1", "example-F1(+)"),
+    ("fit_seconds", "train s"),
+    ("predict_docs_per_s", "predict docs/s"),
+)
+METRIC_KEYS = tuple(k for k, _ in COLUMNS)
+
+# name -> (module, class); looked up lazily so a method whose module is missing gives a clear error.
+METHODS: dict[str, tuple[str, str]] = {
+    "br": ("seq2labels.baselines", "BinaryRelevance"),
+    "cc": ("seq2labels.baselines", "ClassifierChain"),
+    "ecc": ("seq2labels.baselines", "EnsembleClassifierChains"),
+    "lp": ("seq2labels.baselines", "LabelPowerset"),
+    "rakel": ("seq2labels.baselines", "RAkEL"),
+    "mlknn": ("seq2labels.baselines", "MLkNN"),
+    "brknn": ("seq2labels.baselines", "BRkNN"),
+    # neural baselines: the MLPs read TF-IDF features like the others; the CNNs take raw texts
+    "mlp": ("seq2labels.baselines.neural", "MLPClassifier"),
+    "cnn": ("seq2labels.baselines.neural", "KimCNNClassifier"),
+    "cnn_rnn": ("seq2labels.baselines.neural", "CNNRNNClassifier"),
+}
+RAW_TEXT_METHODS = frozenset({"cnn", "cnn_rnn"})
+CLASSIFIER_METHODS = frozenset({"br", "cc", "ecc", "lp", "rakel"})
+
+BASE_CLASSIFIERS: dict[str, tuple[str, str]] = {
+    "linear_svc": ("sklearn.svm", "LinearSVC"),
+    "logistic_regression": ("sklearn.linear_model", "LogisticRegression"),
+    "logreg": ("sklearn.linear_model", "LogisticRegression"),
+    "ridge": ("sklearn.linear_model", "RidgeClassifier"),
+    "decision_tree": ("sklearn.tree", "DecisionTreeClassifier"),
+    "svc": ("sklearn.svm", "SVC"),
+}
+
+TOP_KEYS = {"name", "data", "datasets", "split", "cv", "tfidf", "fallback_top1", "methods", "include_results",
+            "sgm_decode", "scale"}
+TEXT_DATA_KEYS = {"train", "test", "format", "encoding_errors"}
+TABULAR_DATA_KEYS = {"arff", "train_arff", "test_arff", "xml", "n_labels"}
+METHOD_KEYS = {"name", "label", "params"}
+CV_KEYS = {"n_splits", "n_repeats", "random_state"}
+TFIDF_DEFAULTS = {"sublinear_tf": True, "min_df": 2, "ngram_range": (1, 1)}
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _machine() -> dict:
+    import sklearn
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "numpy": np.__version__, "sklearn": sklearn.__version__,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def provenance(data_files: list[Path]) -> dict:
+    """Command, git commit, UTC date, machine and ``{path: sha256}`` of the data files."""
+    return {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": _git_commit(),
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": _machine(),
+            "data": {str(p): _sha256(Path(p)) for p in data_files}}
+
+
+# --------------------------------------------------------------------------- table
+
+
+@dataclass
+class ComparisonTable:
+    """Rows of ``{dataset, method, source, protocol, <METRIC_KEYS>}`` (+ ``*_std`` for CV)."""
+
+    name: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def _fmt(self, key: str, value: Any) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if key == "predict_docs_per_s":
+            return f"{value:.0f}"
+        if key == "fit_seconds":
+            return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+        return f"{value:.4f}"
+
+    def to_markdown(self) -> str:
+        lines = [f"# Comparison: {self.name}", ""]
+        head = ["data set", "method", *[h for _, h in COLUMNS], "protocol", "source"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * len(COLUMNS) + "---|---|"]
+        for r in self.rows:
+            cells = [r["dataset"], r["method"]]
+            for k, _ in COLUMNS:
+                cell = self._fmt(k, r.get(k))
+                std = r.get(k + "_std")
+                if cell and std is not None and k not in ("fit_seconds", "predict_docs_per_s"):
+                    cell += f" ± {std:.4f}"
+                cells.append(cell)
+            cells += [r.get("protocol", ""), r.get("source", "")]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines += ["", "(-) lower is better, (+) higher is better. Rows with a source file are read from "
+                  "that result file, not re-run.", ""]
+        return "\n".join(lines)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        keys = ["dataset", "method", *METRIC_KEYS, *(k + "_std" for k in METRIC_KEYS), "protocol", "source"]
+        writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: r.get(k, "") for k in keys})
+        return buf.getvalue()
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "columns": dict(COLUMNS), "rows": self.rows, "config": self.config,
+                "provenance": self.provenance}
+
+    def write(self, folder: str | Path, stem: str) -> dict[str, Path]:
+        """Write ``stem.md``, ``stem.csv`` and ``stem.json`` into ``folder``; return their paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {"md": folder / f"{stem}.md", "csv": folder / f"{stem}.csv", "json": folder / f"{stem}.json"}
+        paths["md"].write_text(self.to_markdown(), encoding="utf-8")
+        paths["csv"].write_text(self.to_csv(), encoding="utf-8")
+        paths["json"].write_text(json.dumps(self.to_dict(), indent=1, default=_json_default) + "\n",
+                                 encoding="utf-8")
+        return paths
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    return str(obj)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _unknown(keys, allowed, where: str) -> None:
+    extra = sorted(set(keys) - set(allowed))
+    if extra:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed: "
+                          f"{', '.join(sorted(allowed))}")
+
+
+def _datasets(config: dict) -> list[dict]:
+    if ("data" in config) == ("datasets" in config):
+        raise ConfigError("config: give exactly one of 'data' (one data set) or 'datasets' (a list)")
+    if "data" in config:
+        items = [{"name": config.get("name", "data"), **config["data"]}] \
+            if isinstance(config["data"], dict) else None
+        where = "data"
+    else:
+        items = config["datasets"] if isinstance(config["datasets"], list) else None
+        where = "datasets"
+    if not items:
+        raise ConfigError(f"{where}: must be a mapping ('data') or a non-empty list of mappings ('datasets')")
+    out = []
+    for i, d in enumerate(items):
+        w = where if where == "data" else f"datasets[{i}]"
+        if not isinstance(d, dict):
+            raise ConfigError(f"{w}: must be a mapping")
+        _unknown(d, TEXT_DATA_KEYS | TABULAR_DATA_KEYS | {"name", "split"}, w)
+        is_text = bool(set(d) & {"train", "test"})
+        is_tab = bool(set(d) & {"arff", "train_arff", "test_arff"})
+        if is_text == is_tab:
+            raise ConfigError(f"{w}: give text files ('train' and 'test') or tabular ones ('arff', or "
+                              "'train_arff' and 'test_arff'), not both or neither")
+        d = dict(d)
+        d.setdefault("name", f"data{i}")
+        d["kind"] = "text" if is_text else "tabular"
+        split = d.get("split", config.get("split", "train_test" if is_text or "arff" not in d else "cv"))
+        if split not in ("cv", "train_test"):
+            raise ConfigError(f"split: must be 'cv' or 'train_test'; got {split!r}")
+        if is_text:
+            if split == "cv":
+                raise ConfigError(f"{w}: split 'cv' is for tabular (ARFF) data; text data use train/test")
+            for k in ("train", "test"):
+                if k not in d:
+                    raise ConfigError(f"{w}: missing key '{k}'")
+        elif split == "cv" and "arff" not in d:
+            raise ConfigError(f"{w}: split 'cv' needs key 'arff'")
+        elif split == "train_test" and not ("train_arff" in d and "test_arff" in d):
+            raise ConfigError(f"{w}: split 'train_test' needs keys 'train_arff' and 'test_arff'")
+        d["split"] = split
+        out.append(d)
+    return out
+
+
+def _method_specs(config: dict) -> list[dict]:
+    methods = config.get("methods")
+    if not isinstance(methods, list) or not methods:
+        raise ConfigError("methods: must be a non-empty list of {name: ..., params: {...}}")
+    specs = []
+    for i, m in enumerate(methods):
+        if isinstance(m, str):
+            m = {"name": m}
+        if not isinstance(m, dict) or "name" not in m:
+            raise ConfigError(f"methods[{i}]: must be a mapping with a 'name'")
+        _unknown(m, METHOD_KEYS, f"methods[{i}]")
+        if m["name"] not in METHODS:
+            raise ConfigError(f"methods[{i}]: unknown method {m['name']!r}; known: {', '.join(METHODS)}")
+        params = m.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"methods[{i}].params: must be a mapping")
+        specs.append({"name": m["name"], "label": str(m.get("label") or m["name"]), "params": dict(params)})
+    return specs
+
+
+def validate_config(config: Any) -> tuple[list[dict], list[dict]]:
+    """Check keys and values; return (data set specs, method specs) or raise ConfigError."""
+    if not isinstance(config, dict):
+        raise ConfigError("config: must be a mapping")
+    _unknown(config, TOP_KEYS, "config")
+    cv = config.get("cv") or {}
+    if not isinstance(cv, dict):
+        raise ConfigError("cv: must be a mapping")
+    _unknown(cv, CV_KEYS, "cv")
+    tfidf = config.get("tfidf") or {}
+    if not isinstance(tfidf, dict):
+        raise ConfigError("tfidf: must be a mapping of TfidfVectorizer options")
+    if config.get("scale") not in (None, "maxabs", "standard"):
+        raise ConfigError(f"scale: must be null, 'maxabs' or 'standard'; got {config.get('scale')!r}")
+    inc = config.get("include_results") or []
+    if not isinstance(inc, list):
+        raise ConfigError("include_results: must be a list of result JSON files")
+    return _datasets(config), _method_specs(config)
+
+
+# --------------------------------------------------------------------------- building estimators
+
+
+def _import(module: str, attr: str, what: str):
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"{what}: not available ({module} cannot be imported: {exc})") from None
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise ConfigError(f"{what}: not available ({module} has no {attr})") from None
+
+
+def _base_classifier(spec: Any, where: str):
+    if isinstance(spec, str):
+        name, kw = spec, {}
+    elif isinstance(spec, dict) and "name" in spec:
+        kw = {k: v for k, v in spec.items() if k != "name"}
+        name = spec["name"]
+    else:
+        raise ConfigError(f"{where}: must be a classifier name or {{name: ..., <options>}}")
+    if name not in BASE_CLASSIFIERS:
+        raise ConfigError(f"{where}: unknown classifier {name!r}; known: {', '.join(BASE_CLASSIFIERS)}")
+    cls = _import(*BASE_CLASSIFIERS[name], f"{where} {name!r}")
+    try:
+        return cls(**kw)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def build_estimator(spec: dict, text: bool, tfidf: dict | None = None, scale: str | None = None):
+    """The estimator of one method spec; a TF-IDF pipeline around it for text data (not for the
+    neural methods, which take raw texts); for tabular data a scaler before it if ``scale``."""
+    where = f"method {spec['label']!r}"
+    cls = _import(*METHODS[spec["name"]], f"method {spec['name']!r}")
+    params = dict(spec["params"])
+    if "classifier" in params:
+        if spec["name"] not in CLASSIFIER_METHODS:
+            raise ConfigError(f"{where}: params key 'classifier' is only for {', '.join(sorted(CLASSIFIER_METHODS))}")
+        params["classifier"] = _base_classifier(params["classifier"], f"{where}: params.classifier")
+    try:
+        est = cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: bad params: {exc}") from None
+    if text and spec["name"] not in RAW_TEXT_METHODS:
+        from .baselines import text_pipeline
+
+        kw = dict(TFIDF_DEFAULTS)
+        kw.update(tfidf or {})
+        if "ngram_range" in kw:
+            kw["ngram_range"] = tuple(kw["ngram_range"])
+        try:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            TfidfVectorizer(**kw)
+        except TypeError as exc:
+            raise ConfigError(f"tfidf: {exc}") from None
+        est = text_pipeline(est, **kw)
+    elif not text and scale:
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import MaxAbsScaler, StandardScaler
+
+        est = make_pipeline(MaxAbsScaler() if scale == "maxabs" else StandardScaler(with_mean=False), est)
+    return est
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _resolve(path: Any, base: Path | None, where: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{where}: must be a file path")
+    p = Path(path)
+    if p.is_absolute() or p.exists() or base is None:
+        return p
+    alt = base / p
+    return alt if alt.exists() else p
+
+
+def _load_text(d: dict, base: Path | None):
+    from .data.readers import read_examples
+
+    paths = {k: _resolve(d[k], base, f"{d['name']}.{k}") for k in ("train", "test")}
+    kw = {"encoding_errors": d.get("encoding_errors", "strict")}
+    train = read_examples(paths["train"], d.get("format"), **kw)
+    test = read_examples(paths["test"], d.get("format"), **kw)
+    names = sorted({lab for ex in train for lab in ex.labels} | {lab for ex in test for lab in ex.labels})
+    col = {n: j for j, n in enumerate(names)}
+
+    def matrix(examples):
+        Y = np.zeros((len(examples), len(names)), dtype=np.uint8)
+        for i, ex in enumerate(examples):
+            for lab in ex.labels:
+                Y[i, col[lab]] = 1
+        return Y
+
+    return ([ex.text for ex in train], matrix(train), [ex.text for ex in test], matrix(test), names,
+            [paths["train"], paths["test"]])
+
+
+def _data_paths(d: dict, base: Path | None) -> list[Path]:
+    """Every file a data set spec names (resolved), so missing ones fail before any method runs."""
+    paths = []
+    for key in ("train", "test", "arff", "train_arff", "test_arff", "xml"):
+        if d.get(key) is None:
+            continue
+        for i, item in enumerate(d[key] if isinstance(d[key], list) else [d[key]]):
+            p = _resolve(item, base, f"{d['name']}.{key}")
+            if not p.is_file():
+                raise ConfigError(f"{d['name']}.{key}: file not found: {p}")
+            paths.append(p)
+    return paths
+
+
+def _load_arff(d: dict, key: str, base: Path | None):
+    """Read ``d[key]`` (one ARFF file, or a list of them stacked row-wise, e.g. Mulan's train +
+    test files for cross-validation)."""
+    import scipy.sparse as sp
+
+    from .data.tabular import read_arff
+
+    items = d[key] if isinstance(d[key], list) else [d[key]]
+    paths = [_resolve(p, base, f"{d['name']}.{key}") for p in items]
+    xml = _resolve(d["xml"], base, f"{d['name']}.xml") if d.get("xml") else None
+    parts = [read_arff(p, n_labels=d.get("n_labels"), xml=xml) for p in paths]
+    data = parts[0]
+    if len(parts) > 1:
+        if any(p.label_names != data.label_names or p.feature_names != data.feature_names for p in parts):
+            raise ConfigError(f"{d['name']}.{key}: the ARFF files differ in their features or labels")
+        Xs = [p.X for p in parts]
+        X = sp.vstack([sp.csr_matrix(x) for x in Xs]).tocsr() if any(sp.issparse(x) for x in Xs) \
+            else np.vstack(Xs)
+        data.X, data.Y = X, np.vstack([p.Y for p in parts])
+    return data, paths + ([xml] if xml else [])
+
+
+# --------------------------------------------------------------------------- SGM rows
+
+
+def _result_rows(path: Path, decode: str) -> list[dict]:
+    from .errors import DataFormatError
+
+    try:
+        res = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataFormatError(f"cannot read result file: {exc}", path=path) from None
+    test = res.get("test") if isinstance(res, dict) else None
+    if not isinstance(test, dict) or not test:
+        raise DataFormatError("result file has no 'test' metrics", path=path)
+    key = decode if decode in test else next(iter(test))
+    m = test[key]
+    tag = res.get("tag") or ""
+    row = {"dataset": res.get("dataset", "?"), "method": f"{res.get('model', 'sgm')}{'-' + tag if tag else ''} "
+           f"[{key}]", "protocol": f"train/test ({res.get('test_docs', '?')} test docs)", "source": str(path)}
+    for k in METRIC_KEYS:
+        row[k] = m.get(k)
+    row["fit_seconds"] = res.get("train_seconds")
+    row["predict_docs_per_s"] = m.get("docs_per_second")
+    return [row]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _metrics_row(metrics: dict) -> dict:
+    return {k: float(metrics[k]) for k in METRIC_KEYS}
+
+
+def run_comparison(config: dict, *, config_path: str | Path | None = None, log=None) -> ComparisonTable:
+    """Run every method of ``config`` on every data set; return the table (see the module docstring)."""
+    from .evaluation import cross_validate, train_test_evaluate
+
+    datasets, methods = validate_config(config)
+    base = Path(config_path).resolve().parent if config_path else None
+    tfidf = config.get("tfidf") or {}
+    cv = {"n_splits": 10, "n_repeats": 3, "random_state": 0, **(config.get("cv") or {})}
+    fallback = bool(config.get("fallback_top1", False))
+    table = ComparisonTable(name=str(config.get("name") or datasets[0]["name"]), config=config)
+    data_files: list[Path] = []
+    for d in datasets:
+        _data_paths(d, base)
+    for d in datasets:
+        text = d["kind"] == "text"
+        if text:
+            Xtr, Ytr, Xte, Yte, names, files = _load_text(d, base)
+        elif d["split"] == "cv":
+            data, files = _load_arff(d, "arff", base)
+            X, Y, names = data.X, data.Y, data.label_names
+        else:
+            tr, files = _load_arff(d, "train_arff", base)
+            te, files2 = _load_arff(d, "test_arff", base)
+            Xtr, Ytr, Xte, Yte, names = tr.X, tr.Y, te.X, te.Y, tr.label_names
+            files += [f for f in files2 if f not in files]
+        data_files += [f for f in files if f not in data_files]
+        for spec in methods:
+            est = build_estimator(spec, text, tfidf, config.get("scale"))
+            if log:
+                log(f"{d['name']}: {spec['label']} ...")
+            start = time.perf_counter()
+            row = {"dataset": d["name"], "method": spec["label"], "source": ""}
+            if d["split"] == "cv":
+                res = cross_validate(est, X, Y, fallback_top1=fallback, **cv)
+                summary = res.summary()
+                for k in METRIC_KEYS:
+                    row[k], row[k + "_std"] = summary[k]
+                row["protocol"] = f"{cv['n_repeats']}x{cv['n_splits']}-fold CV"
+            else:
+                res = train_test_evaluate(est, Xtr, Ytr, Xte, Yte, label_names=names, fallback_top1=fallback)
+                row.update(_metrics_row(res.metrics))
+                row["protocol"] = f"train/test ({len(Yte)} test docs)"
+            row["wall_seconds"] = time.perf_counter() - start
+            if log:
+                log(f"{d['name']}: {spec['label']}: micro-F1 {row['micro_f1']:.4f} ({row['wall_seconds']:.1f}s)")
+            table.rows.append(row)
+    decode = str(config.get("sgm_decode", "beam5"))
+    for p in config.get("include_results") or []:
+        table.rows.extend(_result_rows(_resolve(p, base, "include_results"), decode))
+    table.provenance = provenance(data_files)
+    return table
