@@ -27,14 +27,10 @@ folder. Text methods run inside :func:`seq2labels.baselines.text_pipeline`; the 
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib
 import io
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .provenance import provenance
 
 __all__ = ["run_comparison", "ComparisonTable", "COLUMNS", "METHODS", "validate_config", "provenance"]
 
@@ -93,52 +90,6 @@ TABULAR_DATA_KEYS = {"arff", "train_arff", "test_arff", "xml", "n_labels"}
 METHOD_KEYS = {"name", "label", "params"}
 CV_KEYS = {"n_splits", "n_repeats", "random_state"}
 TFIDF_DEFAULTS = {"sublinear_tf": True, "min_df": 2, "ngram_range": (1, 1)}
-
-
-# --------------------------------------------------------------------------- provenance
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _git_commit() -> str:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _machine() -> dict:
-    import sklearn
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "numpy": np.__version__, "sklearn": sklearn.__version__,
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
-
-
-def provenance(data_files: list[Path]) -> dict:
-    """Command, git commit, UTC date, machine and ``{path: sha256}`` of the data files."""
-    return {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": _git_commit(),
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": _machine(),
-            "data": {str(p): _sha256(Path(p)) for p in data_files}}
 
 
 # --------------------------------------------------------------------------- table
