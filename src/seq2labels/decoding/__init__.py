@@ -13,9 +13,11 @@ from seq2labels.decoding.search import (
     decode,
     forbidden_labels,
     greedy_decode,
+    teacher_forced_log_probs,
 )
 
 __all__ = [
     "BOS_ID", "EOS_ID", "FIRST_LABEL_ID", "PAD_ID", "BeamState", "DecodeOutput", "StepModel",
     "beam_decode", "beam_step", "decode", "forbidden_labels", "greedy_decode",
+    "teacher_forced_log_probs",
 ]

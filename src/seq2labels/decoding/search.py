@@ -373,3 +373,29 @@ def decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int
                              min_labels=min_labels, return_attention=return_attention)
     return beam_decode(model, src, src_lengths, beam_size=beam_size, max_labels=max_labels,
                        min_labels=min_labels, return_attention=return_attention)
+
+
+# ---- teacher forcing -----------------------------------------------------------------
+
+def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor, targets: Tensor) -> Tensor:
+    """Feed the gold labels as previous outputs, under the mask decoding uses.
+
+    targets (batch, steps): labels, then EOS, then PAD. PAD, BOS and every gold label fed
+    at an earlier step are forbidden, so training sees the same masked softmax as greedy
+    and beam search. Returns log-probabilities (batch, steps, V).
+    """
+    batch, steps = targets.shape
+    static, state = model.start(src, src_lengths)
+    forbidden = torch.zeros(batch, _num_outputs(model), dtype=torch.bool, device=src.device)  # (batch, V)
+    forbidden[:, PAD_ID] = True
+    forbidden[:, BOS_ID] = True
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (batch,)
+    outputs = []
+    for t in range(steps):
+        log_probs, state, _ = model.step(prev, state, static, forbidden)
+        outputs.append(log_probs)
+        prev = targets[:, t]                                               # (batch,)
+        forbidden = forbidden.clone()
+        forbidden.scatter_(1, prev.unsqueeze(1), True)                     # emitted labels
+        forbidden[:, EOS_ID] = False                                       # rows past EOS are ignored by the loss
+    return torch.stack(outputs, dim=1)                                     # (batch, steps, V)

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from seq2labels.decoding.search import teacher_forced_log_probs
+
 from seq2labels.models.cnn import ConvTextFeatures
 
-BOS_ID, EOS_ID = 1, 2  # must equal seq2labels.data.labels
 
 
 @dataclass(frozen=True)
@@ -95,18 +96,4 @@ class CNNRNN(nn.Module):
 
         The mask is SGM's: PAD, BOS and every gold label fed at an earlier step are forbidden.
         """
-        batch, steps = targets.shape
-        static, state = self.start(src, src_lengths)
-        forbidden = torch.zeros(batch, self.num_outputs, dtype=torch.bool, device=src.device)  # (batch, V)
-        forbidden[:, 0] = True                                           # PAD
-        forbidden[:, BOS_ID] = True
-        prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (batch,)
-        outputs = []
-        for t in range(steps):
-            log_probs, state, _ = self.step(prev, state, static, forbidden)
-            outputs.append(log_probs)
-            prev = targets[:, t]                                         # (batch,)
-            forbidden = forbidden.clone()
-            forbidden.scatter_(1, prev.unsqueeze(1), True)
-            forbidden[:, EOS_ID] = False                                 # rows past EOS are ignored by the loss
-        return torch.stack(outputs, dim=1)                               # (batch, steps, V)
+        return teacher_forced_log_probs(self, src, src_lengths, targets)  # (batch, steps, V)

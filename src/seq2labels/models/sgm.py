@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-BOS_ID, EOS_ID = 1, 2  # must equal seq2labels.data.labels (kept here so models/ imports nothing else)
+from seq2labels.decoding.search import teacher_forced_log_probs
+
+BOS_ID = 1  # must equal seq2labels.data.labels; GE starts from a one-hot BOS distribution
 
 
 @dataclass(frozen=True)
@@ -239,18 +241,4 @@ class SGM(nn.Module):
         Returns log-probabilities (batch, steps, V) under the same mask decoding uses:
         PAD, BOS and every gold label emitted at an earlier step are forbidden.
         """
-        batch, steps = targets.shape
-        static, state = self.start(src, src_lengths)
-        forbidden = torch.zeros(batch, self.config.num_outputs, dtype=torch.bool, device=src.device)
-        forbidden[:, 0] = True                                           # PAD
-        forbidden[:, BOS_ID] = True
-        prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (batch,)
-        outputs = []
-        for t in range(steps):
-            log_probs, state, _ = self.step(prev, state, static, forbidden)
-            outputs.append(log_probs)
-            prev = targets[:, t]                                         # (batch,)
-            forbidden = forbidden.clone()
-            forbidden.scatter_(1, prev.unsqueeze(1), True)               # emitted labels
-            forbidden[:, EOS_ID] = False                                 # rows past EOS are ignored by the loss
-        return torch.stack(outputs, dim=1)                               # (batch, steps, V)
+        return teacher_forced_log_probs(self, src, src_lengths, targets)  # (batch, steps, V)
