@@ -126,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="benchmarks/results", help="output folder (default benchmarks/results)")
     p.add_argument("--stem", default=None, help="file name stem (default compare_<config name>)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("ablate", parents=[common], help="train named SGM variants and tabulate them",
+                       description="Train the variants of an ablation YAML (base config + overrides each) and "
+                                   "write one table; variants with a result are skipped, so runs resume.")
+    p.add_argument("config", help="ablation YAML (name, base, data, decode, variants)")
+    p.add_argument("--out", "-o", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    p.add_argument("--runs", default="runs/ablation", help="folder for the variants' run folders")
+    p.add_argument("--only", action="append", default=[], metavar="VARIANT", help="run only this variant (repeatable)")
+    p.add_argument("--force", action="store_true", help="retrain variants that already have a result")
+    p.add_argument("--table-only", action="store_true", help="only rebuild the table from existing results")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a key in every variant (e.g. train.epochs=2 for a smoke run)")
+    p.set_defaults(func=cmd_ablate)
     return parser
 
 
@@ -140,6 +153,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     stem = args.stem or f"compare_{table.name}"
     paths = table.write(args.out, stem)
     print(table.to_markdown())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .ablation import load_spec, run_ablation, table_markdown, collect_rows, write_table
+
+    spec = load_spec(args.config)
+    if args.table_only:
+        paths = write_table(spec, args.out)
+    else:
+        paths = run_ablation(spec, Path(args.runs) / spec.name, args.out, only=args.only, force=args.force,
+                             extra=args.overrides)
+    print(table_markdown(spec, collect_rows(spec, Path(args.out))))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

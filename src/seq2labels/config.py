@@ -58,6 +58,7 @@ class ModelConfig:
     decoder_hidden: int = 256
     global_embedding: bool = False
     bag_of_words: bool = False           # a linear bag-of-words term added to every step's label scores
+    mask_repeats: bool = True            # SGM's masked softmax; False only for the "no mask" ablation
     dropout: float = 0.3
 
 

@@ -174,8 +174,21 @@ def _split_rows(out, batch: SeqBatch, with_attention: bool) -> list[dict]:
             row["label_scores"] = label_scores[r]
         if with_attention and out.attention is not None:
             row["attention"] = out.attention[r, :n, : src_lengths[r]].float().cpu().numpy()
-        rows.append(row)
+        rows.append(_first_occurrences(row))
     return rows
+
+
+def _first_occurrences(row: dict) -> dict:
+    """Keep each label's first emission. Only a model trained without the repeat mask (the
+    ablation) can emit a label twice; the others pass through unchanged."""
+    ids = row["ids"]
+    if len(set(ids)) == len(ids):
+        return row
+    keep = [i for i, label in enumerate(ids) if label not in ids[:i]]
+    row = {**row, "ids": [ids[i] for i in keep], "probs": [row["probs"][i] for i in keep]}
+    if "attention" in row:
+        row["attention"] = row["attention"][keep]
+    return row
 
 
 def _check_texts(texts: Sequence[str]) -> Sequence[str]:

@@ -105,14 +105,17 @@ class BeamState:
 
 # ---- masks ---------------------------------------------------------------------------
 
-def forbidden_labels(emitted: Tensor, min_labels: int = 0) -> Tensor:
+def forbidden_labels(emitted: Tensor, min_labels: int = 0, mask_repeats: bool = True) -> Tensor:
     """The SGM mask for the next step: True where the output must get -inf before the softmax.
 
     PAD and BOS are never outputs; emitted labels may not repeat; EOS is held back while
     fewer than ``min_labels`` labels exist, unless no label is left to emit (a row must
     always keep at least one allowed output, or the softmax would be NaN).
+    ``mask_repeats=False`` lets emitted labels repeat: the "no mask" ablation only.
     emitted: (N, V) bool, True for labels already in the sequence.
     """
+    if not mask_repeats:
+        emitted = torch.zeros_like(emitted)                            # (N, V)
     num_outputs = emitted.size(1)
     ids = torch.arange(num_outputs, device=emitted.device)            # (V,)
     count = emitted.sum(dim=1)                                         # (N,)
@@ -214,6 +217,12 @@ def _num_outputs(model: StepModel) -> int:
     return int(value)
 
 
+def masks_repeats(model: StepModel) -> bool:
+    """Whether decoding forbids repeating a label: True unless the model was built without
+    the mask (``config.mask_repeats = False``, the ablation)."""
+    return bool(getattr(getattr(model, "config", None), "mask_repeats", True))
+
+
 def _check_limits(max_labels: int, min_labels: int, beam_size: int = 1, n_best: int = 1) -> None:
     """Fail early with the offending value instead of decoding nonsense."""
     if max_labels < 1:
@@ -255,7 +264,7 @@ def _model_step(model: StepModel, hyps: BeamState, state: dict[str, Tensor],
                 static: dict[str, Tensor], min_labels: int
                 ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
     """Run the model once; re-apply the mask so constraints hold even for a careless model."""
-    forbidden = forbidden_labels(hyps.emitted, min_labels)             # (rows, V)
+    forbidden = forbidden_labels(hyps.emitted, min_labels, masks_repeats(model))  # (rows, V)
     log_probs, state, attention = model.step(_previous_labels(hyps), state, static, forbidden)
     return log_probs.masked_fill(forbidden, NEG_INF), state, attention  # (rows, V)
 
@@ -390,12 +399,14 @@ def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor,
     forbidden[:, PAD_ID] = True
     forbidden[:, BOS_ID] = True
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (batch,)
+    mask_repeats = masks_repeats(model)
     outputs = []
     for t in range(steps):
         log_probs, state, _ = model.step(prev, state, static, forbidden)
         outputs.append(log_probs)
         prev = targets[:, t]                                               # (batch,)
-        forbidden = forbidden.clone()
-        forbidden.scatter_(1, prev.unsqueeze(1), True)                     # emitted labels
-        forbidden[:, EOS_ID] = False                                       # rows past EOS are ignored by the loss
+        if mask_repeats:
+            forbidden = forbidden.clone()
+            forbidden.scatter_(1, prev.unsqueeze(1), True)                 # emitted labels
+            forbidden[:, EOS_ID] = False                                   # rows past EOS are ignored by the loss
     return torch.stack(outputs, dim=1)                                     # (batch, steps, V)

@@ -39,6 +39,7 @@ class SGMConfig:
     decoder_hidden: int = 256
     global_embedding: bool = False   # SGM+GE
     bag_of_words: bool = False       # add a per-label bias from the mean word embedding at every step
+    mask_repeats: bool = True        # masked softmax over emitted labels; False = the "no mask" ablation
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
