@@ -260,13 +260,60 @@ def _previous_labels(hyps: BeamState) -> Tensor:
     return hyps.tokens[:, -1]                                          # (rows,)
 
 
+@dataclass
+class _Layout:
+    """Which hypothesis rows the model computes: the rows of examples still being decoded.
+
+    An example whose hypotheses have all finished needs no more model steps, so its rows
+    are dropped from the model's batch (static and state tensors) once enough examples
+    are done; the search itself keeps every row.
+    """
+
+    rows: Tensor       # (L,) long: full row index of each row the model computes
+    position: Tensor   # (batch*beam,) long: layout position of each full row, -1 if dropped
+
+    @classmethod
+    def full(cls, num_rows: int, device: torch.device) -> "_Layout":
+        rows = torch.arange(num_rows, device=device)                   # (rows,)
+        return cls(rows, rows.clone())
+
+    def is_full(self) -> bool:
+        return self.rows.numel() == self.position.numel()
+
+
+def _shrink_layout(layout: _Layout, hyps: BeamState, beam_size: int, static: dict[str, Tensor],
+                   state: dict[str, Tensor], keep_fraction: float
+                   ) -> tuple[_Layout, dict[str, Tensor], dict[str, Tensor]]:
+    """Drop finished examples' rows from the model's batch when at most ``keep_fraction``
+    of its rows would remain (the gather copies the encoder memory, so not every step)."""
+    open_examples = ~hyps.finished.reshape(-1, beam_size).all(dim=1)   # (batch,)
+    keep = open_examples.repeat_interleave(beam_size)[layout.rows]     # (L,)
+    kept = int(keep.sum())
+    if kept == keep.numel() or kept > keep_fraction * keep.numel():
+        return layout, static, state
+    index = keep.nonzero().squeeze(1)                                  # (L',)
+    rows = layout.rows.index_select(0, index)                          # (L',)
+    position = torch.full_like(layout.position, -1)                    # (batch*beam,)
+    position[rows] = torch.arange(rows.numel(), device=rows.device)
+    return _Layout(rows, position), _select_rows(static, index), _select_rows(state, index)
+
+
 def _model_step(model: StepModel, hyps: BeamState, state: dict[str, Tensor],
-                static: dict[str, Tensor], min_labels: int
+                static: dict[str, Tensor], min_labels: int, layout: _Layout
                 ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-    """Run the model once; re-apply the mask so constraints hold even for a careless model."""
+    """Run the model once on the layout's rows; re-apply the mask so constraints hold even
+    for a careless model. Rows outside the layout (finished) get -inf and zero attention."""
     forbidden = forbidden_labels(hyps.emitted, min_labels, masks_repeats(model))  # (rows, V)
-    log_probs, state, attention = model.step(_previous_labels(hyps), state, static, forbidden)
-    return log_probs.masked_fill(forbidden, NEG_INF), state, attention  # (rows, V)
+    previous = _previous_labels(hyps)                                  # (rows,)
+    if not layout.is_full():
+        forbidden, previous = forbidden.index_select(0, layout.rows), previous.index_select(0, layout.rows)
+    log_probs, state, attention = model.step(previous, state, static, forbidden)
+    log_probs = log_probs.masked_fill(forbidden, NEG_INF)              # (L, V)
+    if not layout.is_full():
+        rows = layout.position.numel()
+        log_probs = log_probs.new_full((rows, log_probs.size(1)), NEG_INF).index_copy(0, layout.rows, log_probs)
+        attention = attention.new_zeros((rows, attention.size(1))).index_copy(0, layout.rows, attention)
+    return log_probs, state, attention                                 # (rows, V), ..., (rows, src_time)
 
 
 def _repeat_rows(tensors: dict[str, Tensor], times: int) -> dict[str, Tensor]:
@@ -324,30 +371,38 @@ def _best_rows(hyps: BeamState, beam_size: int) -> Tensor:
 
 # ---- public searches -----------------------------------------------------------------
 
+# Shrink the model's batch when at most this fraction of its rows still decode.
+COMPACT_KEEP_FRACTION = 0.75
+
+
 def greedy_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, max_labels: int,
-                  min_labels: int = 0, return_attention: bool = False) -> DecodeOutput:
+                  min_labels: int = 0, return_attention: bool = False, compact: bool = True) -> DecodeOutput:
     """Emit the most probable allowed output at every step until EOS or ``max_labels``.
 
     ``label_scores`` always holds, per output id, the highest probability it got at any
-    step of the path (the per-label scores SGM papers threshold or rank).
+    step of the path (the per-label scores SGM papers threshold or rank). With ``compact``
+    finished examples leave the model's batch (same results, fewer computed rows).
     """
     _check_limits(max_labels, min_labels)
     batch = src_lengths.size(0)
     static, state = model.start(src, src_lengths)
     hyps = _initial_state(batch, 1, _num_outputs(model), src.size(1), src.device, return_attention)
     keep = torch.arange(batch, device=src.device)                      # (batch,)
+    layout = _Layout.full(batch, src.device)
     for _ in range(max_labels):
-        log_probs, state, attention = _model_step(model, hyps, state, static, min_labels)  # (batch, V)
+        log_probs, state, attention = _model_step(model, hyps, state, static, min_labels, layout)  # (batch, V)
         new_scores, token = _greedy_choice(log_probs, hyps.scores, hyps.finished)  # (batch,), (batch,)
         hyps = _advance(hyps, keep, token, new_scores, log_probs, attention, max_labels)
         if bool(hyps.finished.all()):
             break
+        if compact:
+            layout, static, state = _shrink_layout(layout, hyps, 1, static, state, COMPACT_KEEP_FRACTION)
     return _finalize(hyps, keep, return_attention)
 
 
 def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int,
                 max_labels: int, min_labels: int = 0, return_attention: bool = False,
-                n_best: int = 1) -> DecodeOutput:
+                n_best: int = 1, compact: bool = True) -> DecodeOutput:
     """Batched beam search; returns the highest-log-probability finished hypothesis.
 
     All examples decode together as ``batch * beam`` rows: static tensors are repeated once,
@@ -355,7 +410,8 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
     hypothesis has finished or can no longer win (see :func:`_prune_hopeless`), at the latest
     after ``max_labels`` steps. ``label_scores`` follow the
     best hypothesis. Only ``n_best=1`` is supported (DecodeOutput holds one sequence per
-    example).
+    example). With ``compact`` examples whose hypotheses have all finished leave the
+    model's batch (same results, fewer computed rows).
     """
     _check_limits(max_labels, min_labels, beam_size, n_best)
     batch = src_lengths.size(0)
@@ -363,25 +419,30 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
     static, state = _repeat_rows(static, beam_size), _repeat_rows(state, beam_size)
     hyps = _initial_state(batch, beam_size, _num_outputs(model), src.size(1), src.device,
                           return_attention)
+    layout = _Layout.full(batch * beam_size, src.device)
     for _ in range(max_labels):
-        log_probs, state, attention = _model_step(model, hyps, state, static, min_labels)  # (batch*beam, V)
+        log_probs, state, attention = _model_step(model, hyps, state, static, min_labels, layout)  # (batch*beam, V)
         new_scores, parent, token = beam_step(log_probs, hyps.scores, hyps.finished, beam_size)  # (batch*beam,) x3
         hyps = _advance(hyps, parent, token, new_scores, log_probs, attention, max_labels)
         hyps = _prune_hopeless(hyps, beam_size)
-        state = _select_rows(state, parent)
         if bool(hyps.finished.all()):
             break
+        # Parents stay within their example, so every computed row's parent was computed too.
+        state = _select_rows(state, layout.position.index_select(0, parent.index_select(0, layout.rows)))
+        if compact:
+            layout, static, state = _shrink_layout(layout, hyps, beam_size, static, state, COMPACT_KEEP_FRACTION)
     return _finalize(hyps, _best_rows(hyps, beam_size), return_attention)
 
 
 def decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int = 1,
-           max_labels: int, min_labels: int = 0, return_attention: bool = False) -> DecodeOutput:
+           max_labels: int, min_labels: int = 0, return_attention: bool = False,
+           compact: bool = True) -> DecodeOutput:
     """One entry point for prediction code: ``beam_size == 1`` is greedy decoding."""
     if beam_size == 1:
         return greedy_decode(model, src, src_lengths, max_labels=max_labels,
-                             min_labels=min_labels, return_attention=return_attention)
+                             min_labels=min_labels, return_attention=return_attention, compact=compact)
     return beam_decode(model, src, src_lengths, beam_size=beam_size, max_labels=max_labels,
-                       min_labels=min_labels, return_attention=return_attention)
+                       min_labels=min_labels, return_attention=return_attention, compact=compact)
 
 
 # ---- teacher forcing -----------------------------------------------------------------
