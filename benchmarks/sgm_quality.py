@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="config name under configs/<dataset>/, e.g. sgm, sgm_ge")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
     parser.add_argument("--tag", default="", help="suffix for the result file name (for variants)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its checkpoint (train seconds = sum of epoch seconds)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="re-evaluate the saved model of an earlier run and refresh its result file")
     args = parser.parse_args()
@@ -62,13 +64,16 @@ def main() -> None:
         record["evaluated"] = provenance(files)
     else:
         started = time.perf_counter()
-        generator, result = train(cfg, run_dir)
+        generator, result = train(cfg, run_dir, resume=args.resume)
         train_seconds = time.perf_counter() - started
+        if args.resume:   # the wall clock of this process misses the interrupted part
+            train_seconds = sum(row["epoch_seconds"] for row in result.history)
         evaluations = evaluate_decodings(generator, test)
         generator.save(run_dir / "model",
                        metrics={f"test_beam5_{k}": v for k, v in evaluations["beam5"].items()})
         record = {
             "dataset": args.dataset, "model": args.model, "tag": args.tag, "test_docs": len(test),
+            "resumed": args.resume,
             "train_seconds": round(train_seconds, 1), "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "valid_micro_f1": result.best_score, "test": evaluations,
             "targets": TARGETS[args.dataset], "config": cfg.to_dict(), "history": result.history,
