@@ -139,6 +139,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a key in every variant (e.g. train.epochs=2 for a smoke run)")
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("explain", parents=[common], help="attention heatmaps (PNG) and one HTML page per batch",
+                       description="For each text: its labels and the decoder's attention over the tokens "
+                                   "when each label was emitted.")
+    p.add_argument("model", help="model folder")
+    p.add_argument("input", nargs="?", help="texts: a data file (labels ignored) or, with --format text, one per line")
+    p.add_argument("--text", action="append", default=[], help="a text to explain (repeatable; instead of a file)")
+    p.add_argument("--out", "-o", required=True, help="output folder: text_*.png, explanations.jsonl, index.html")
+    p.add_argument("--format", choices=["jsonl", "tsv", "fasttext", "text"])
+    p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
+    p.add_argument("--beam-size", type=int)
+    p.add_argument("--max-labels", type=int)
+    p.add_argument("--max-texts", type=int, default=100, help="explain at most this many texts (default 100)")
+    p.add_argument("--tokens-per-row", type=int, default=40, help="heatmap columns before wrapping (default 40)")
+    p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("report", parents=[common], help="evaluation report as one self-contained HTML file")
+    p.add_argument("model", help="model folder")
+    p.add_argument("data", help="labelled data file")
+    p.add_argument("--out", "-o", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--format", choices=["jsonl", "tsv", "fasttext"])
+    p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
+    p.add_argument("--beam-size", type=int)
+    p.add_argument("--max-labels", type=int)
+    p.add_argument("--min-labels", type=int, help="1 = never an empty prediction")
+    p.add_argument("--top-labels", type=int, default=10, help="labels in the PR curves and co-occurrence maps")
+    p.add_argument("--worst", type=int, default=20, help="worst-predicted documents listed")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -342,6 +375,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"- {ex.text[:80]!r}\n    predicted: {labels}\n    gold:      {', '.join(ex.labels)}")
     print(f"\nmodel saved to {Path(args.out) / 'model'}; try: seq2labels predict {Path(args.out) / 'model'} FILE")
     return 0
+
+
+# ---- explain / report ------------------------------------------------------------------
+
+def _check_picture_args(dpi: int, tokens_per_row: int | None = None) -> None:
+    if dpi < 10:
+        raise ConfigError(f"--dpi must be >= 10, got {dpi}")
+    if tokens_per_row is not None and tokens_per_row < 1:
+        raise ConfigError(f"--tokens-per-row must be >= 1, got {tokens_per_row}")
+
+
+def _texts_to_explain(args: argparse.Namespace) -> list[str]:
+    from itertools import islice
+
+    if (args.input is None) == (not args.text):
+        raise ConfigError("give either a texts file or --text (repeatable), not both" if args.text
+                          else "nothing to explain: give a texts file or --text \"...\"")
+    if args.max_texts < 1:
+        raise ConfigError(f"--max-texts must be >= 1, got {args.max_texts}")
+    source = args.text if args.text else iter_input_texts(args.input, args.format, args.encoding_errors)
+    texts = list(islice(source, args.max_texts + 1))
+    if not texts:
+        raise ConfigError(f"{args.input}: no texts to explain")
+    if len(texts) > args.max_texts:
+        log.warning("explaining the first %d texts only; raise --max-texts for more", args.max_texts)
+    return texts[: args.max_texts]
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain, require_matplotlib, write_explanations
+    from .io import load_model
+
+    _check_decode_args(args.beam_size, args.max_labels, None)
+    _check_picture_args(args.dpi, args.tokens_per_row)
+    texts = _texts_to_explain(args)
+    require_matplotlib()
+    generator = load_model(args.model, device=args.device)
+    explanations = explain(generator, texts, beam_size=args.beam_size, max_labels=args.max_labels)
+    beam = args.beam_size or generator.config.decode.beam_size
+    paths = write_explanations(explanations, args.out, dpi=args.dpi, tokens_per_row=args.tokens_per_row,
+                               meta=f"model {args.model}, beam size {beam}, {len(texts)} text(s)")
+    print(f"wrote {len(texts)} heatmap(s), {paths['jsonl']} and {paths['html']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .data.readers import read_examples
+    from .explain import require_matplotlib
+    from .io import load_model
+    from .report import check_options, write_report
+
+    _check_decode_args(args.beam_size, args.max_labels, args.min_labels)
+    _check_picture_args(args.dpi)
+    check_options(args.top_labels, args.worst)
+    require_matplotlib()
+    generator = load_model(args.model, device=args.device)
+    examples = read_examples(args.data, args.format, encoding_errors=args.encoding_errors)
+    data = write_report(generator, examples, args.out, beam_size=args.beam_size, max_labels=args.max_labels,
+                        min_labels=args.min_labels, top_labels=args.top_labels,
+                        worst=args.worst, batch_size=args.batch_size, dpi=args.dpi,
+                        source=f"model {args.model}, data {args.data}")
+    print(f"wrote {args.out} ({data.n_docs} documents, micro-F1 {data.metrics['micro_f1']:.4f}, "
+          f"macro-F1 {data.metrics['macro_f1']:.4f})")
 
 
 if __name__ == "__main__":
