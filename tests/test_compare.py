@@ -213,3 +213,93 @@ def test_neural_baselines_run_through_compare():
     table = run_comparison(config)
     assert len(table.rows) == 3
     assert all(0.0 <= row["micro_f1"] <= 1.0 for row in table.rows)
+
+
+# --------------------------------------------------------------------------- published rows
+
+
+PUBLISHED_YAML = """
+sources:
+  paper_a: {cite: "A et al. 2001", reference: "A, B. A paper. Journal 1(1), 2001.", protocol: "10-fold CV"}
+entries:
+  - {source: paper_a, table: "Table 3", dataset: tiny, method: "BR (J48)", metric: hamming_loss, value: 0.25}
+  - {source: paper_a, table: "Table 3", dataset: tiny, method: "BR (J48)", metric: micro_f1, value: 0.5, std: 0.01}
+  - {source: paper_a, table: "Table 3", dataset: tiny, method: "ML-kNN", metric: micro_f1, value: 0.75}
+  - {source: paper_a, table: "Table 3", dataset: other_set, method: "ML-kNN", metric: micro_f1, value: 0.1}
+"""
+
+
+def test_published_rows_are_appended_and_marked(tmp_path):
+    path = tmp_path / "published.yaml"
+    path.write_text(PUBLISHED_YAML)
+    _write_arff(tmp_path / "tiny.arff", n=30)
+    config = {"split": "cv", "cv": {"n_splits": 3, "n_repeats": 1},
+              "datasets": [{"name": "tiny", "arff": str(tmp_path / "tiny.arff"), "n_labels": 3}],
+              "methods": [{"name": "mlknn", "params": {"k": 3}}], "published": str(path)}
+    table = run_comparison(config)
+    measured, *published = table.rows
+    assert measured["source"] == "" and len(published) == 2          # other_set is not in this table
+    br, knn = published
+    assert br["method"] == "BR (J48)" and br["source"] == "published (A et al. 2001, Table 3)"
+    assert br["protocol"] == "10-fold CV" and br["hamming_loss"] == 0.25
+    assert br["micro_f1"] == 0.5 and br["micro_f1_std"] == 0.01 and "macro_f1" not in br
+    assert knn["micro_f1"] == 0.75
+    md = table.to_markdown()
+    assert "published (A et al. 2001, Table 3)" in md and "0.5000 ± 0.0100" in md
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda t: t.replace("metric: micro_f1, value: 0.75", "metric: one_error, value: 0.75"),
+     r"entries\[2\]: metric 'one_error' is not a table metric"),
+    (lambda t: t.replace("value: 0.25", "value: 25"), r"entries\[0\]: value must be a number in \[0, 1\]"),
+    (lambda t: t.replace("source: paper_a, table: \"Table 3\", dataset: tiny, method: \"ML-kNN\"",
+                         "source: paper_b, table: \"Table 3\", dataset: tiny, method: \"ML-kNN\""),
+     r"entries\[2\]: unknown source 'paper_b'"),
+    (lambda t: t.replace("protocol: \"10-fold CV\"", "year: 2001"), r"sources.paper_a: needs 'cite' and 'protocol'"),
+    (lambda t: t.replace("metric: hamming_loss", "metric: micro_f1"), r"entries\[1\]: micro_f1 given twice"),
+])
+def test_published_file_errors_name_file_and_entry(tmp_path, mutate, needle):
+    from seq2labels.compare import published_rows
+
+    path = tmp_path / "published.yaml"
+    path.write_text(mutate(PUBLISHED_YAML))
+    with pytest.raises(ConfigError, match=needle) as err:
+        published_rows(path, ["tiny"])
+    assert str(path) in str(err.value)
+
+
+def test_published_key_must_name_files():
+    with pytest.raises(ConfigError, match="published"):
+        validate_config({**_text_config(), "published": {"file": "x"}})
+
+
+def test_include_tables_reads_only_measured_rows_of_the_tables_data_sets(tmp_path):
+    import json as _json
+
+    from seq2labels.compare import _table_rows
+
+    earlier = {"rows": [{"dataset": "a", "method": "BR", "source": "", "micro_f1": 0.5},
+                        {"dataset": "a", "method": "sgm [beam5]", "source": "sgm_a.json", "micro_f1": 0.6},
+                        {"dataset": "b", "method": "BR", "source": "", "micro_f1": 0.4}],
+               "provenance": {"git_commit": "0123456789abcdef"}}
+    path = tmp_path / "compare_a.json"
+    path.write_text(_json.dumps(earlier), encoding="utf-8")
+    rows = _table_rows(path, ["a"])
+    assert [(r["dataset"], r["method"], r["micro_f1"]) for r in rows] == [("a", "BR", 0.5)]
+    assert rows[0]["source"] == "compare_a.json (commit 0123456)"
+    (tmp_path / "bad.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(Exception, match="no 'rows'"):
+        _table_rows(tmp_path / "bad.json", ["a"])
+
+
+def test_a_method_can_override_the_tfidf_options():
+    from seq2labels.compare import build_estimator, validate_config
+
+    config = {"data": {"train": "t.jsonl", "test": "s.jsonl"}, "tfidf": {"ngram_range": [1, 2], "min_df": 2},
+              "methods": [{"name": "br"}, {"name": "mlp", "tfidf": {"ngram_range": [1, 1], "max_features": 50}}]}
+    _, methods = validate_config(config)
+    vectorizers = [build_estimator(m, True, {**config["tfidf"], **m["tfidf"]}).steps[0][1] for m in methods]
+    assert vectorizers[0].ngram_range == (1, 2) and vectorizers[0].max_features is None
+    assert vectorizers[1].ngram_range == (1, 1) and vectorizers[1].max_features == 50 and vectorizers[1].min_df == 2
+    with pytest.raises(ConfigError, match=r"methods\[0\].tfidf"):
+        validate_config({**config, "methods": [{"name": "br", "tfidf": [1]}]})

@@ -201,9 +201,20 @@ def test_override_with_invalid_yaml_value_is_an_error():
     assert "\n" not in str(err.value)
 
 
-# Run configs for `seq2labels train`; compare*.yaml are `seq2labels compare` configs (tests/test_compare.py).
-SHIPPED_CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml")
-                         if not p.name.startswith("compare"))
+# Run configs for `seq2labels train`; compare*.yaml are `seq2labels compare` configs (tests/test_compare.py)
+# and ablation.yaml `seq2labels ablate` specs (checked below).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+SHIPPED_CONFIGS = sorted(p for p in CONFIG_DIR.glob("**/*.yaml")
+                         if not p.name.startswith(("compare", "ablation")))
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("**/ablation.yaml")), ids=lambda p: p.parent.name)
+def test_shipped_ablation_specs_are_valid(path):
+    from seq2labels.ablation import load_spec, variant_config
+
+    spec = load_spec(path)
+    for variant in spec.variants:      # every variant resolves to a valid run config
+        assert isinstance(variant_config(spec, variant), RunConfig)
 
 
 @pytest.mark.parametrize("path", [*SHIPPED_CONFIGS, Path(sample_path("demo.yaml"))], ids=lambda p: p.name)

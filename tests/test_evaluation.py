@@ -133,7 +133,7 @@ def test_cross_validate_texts_in_a_list():
     Y = np.array([[1, 0]] * 12 + [[0, 1]] * 12)
     result = cross_validate(text_pipeline(BinaryRelevance()), texts, Y, n_splits=3, n_repeats=1)
     assert result.summary()["micro_f1"][0] == pytest.approx(1.0)
-    assert result.estimator == "TfidfVectorizer + BinaryRelevance"
+    assert result.estimator == "TextTfidfVectorizer + BinaryRelevance"
     with pytest.raises(ValueError, match="rows"):
         cross_validate(BinaryRelevance(), texts[:5], Y)
 

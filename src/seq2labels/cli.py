@@ -12,7 +12,6 @@ import logging
 import sys
 import time
 from importlib import resources
-from itertools import islice
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -86,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, help="beam size used for the test evaluation and saved as default")
     p.add_argument("--max-labels", type=int)
     p.add_argument("--global-embedding", action=argparse.BooleanOptionalAction, default=None, help="SGM+GE")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="TensorBoard curves of loss, learning rate and validation metrics per epoch in "
+                        "RUN_DIR/tensorboard (needs the tensorboard extra)")
+    p.add_argument("--tensorboard-dir", metavar="DIR",
+                   help="write the TensorBoard curves here instead (implies --tensorboard)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config key, e.g. --set model.encoder_hidden=128 (repeatable)")
     p.set_defaults(func=cmd_train)
@@ -100,11 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--output", help="write the metrics as JSON here")
+    add_inference_args(p)
+    p.add_argument("--match-labels", choices=["name", "casefold", "none"],
+                   help="data from another data set: score only the labels model and data share, matched by "
+                        "name (or ignoring case; 'none': only through --label-map)")
+    p.add_argument("--label-map", metavar="FILE",
+                   help="TSV or JSON file 'model_label -> data_label' (many-to-one allowed) for labels named "
+                        "differently in the data; implies --match-labels name unless given")
+    p.add_argument("--keep-unlabelled", action="store_true",
+                   help="with --match-labels/--label-map: keep documents left with no shared gold label")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", parents=[common], help="predict ordered labels (JSON Lines out)")
     p.add_argument("model", help="model folder")
-    p.add_argument("input", help="texts: a data file (labels ignored) or, with --format text, one text per line")
+    p.add_argument("input", nargs="+",
+                   help="texts: data files (labels ignored) or, with --format text, one text per line; several "
+                        "files give one output in input order")
+    p.add_argument("--processes", type=int, default=1,
+                   help="share the inputs' chunks among N worker processes (or start N with torchrun instead)")
     p.add_argument("--format", choices=["jsonl", "tsv", "fasttext", "text"])
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
     p.add_argument("--output", "-o", help="output JSON Lines file (default: stdout)")
@@ -112,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int)
     p.add_argument("--min-labels", type=int, help="1 = never an empty prediction")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--chunk-size", type=int, default=4096, help="texts read, predicted and written at a time")
+    p.add_argument("--chunk-size", type=int, default=4096,
+                   help="texts read, predicted and written at a time (fewer when they pass 16M characters)")
     p.add_argument("--device", default="cpu")
+    add_inference_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", parents=[common], help="train and evaluate on the shipped GoEmotions sample")
@@ -139,6 +158,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a key in every variant (e.g. train.epochs=2 for a smoke run)")
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("serve", parents=[common], help="serve a model over HTTP (FastAPI; needs the serve extra)",
+                       description="POST /predict, GET /health, GET /labels, docs at /docs. Binds 127.0.0.1 "
+                                   "unless --host says otherwise; every request is bounded by the limits below.")
+    p.add_argument("model", help="model folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-texts", type=int, default=64, help="texts per request (more: 422)")
+    p.add_argument("--max-chars", type=int, default=20000, help="characters per text (more: 422)")
+    p.add_argument("--max-body-bytes", type=int, default=1000000, help="request body bytes (more: 413)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds of inference per request (more: 503)")
+    p.add_argument("--beam-size", type=int, help="default beam for requests (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=64, help="texts decoded together")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, help="torch CPU threads per worker")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own copy of the model")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", parents=[common], help="export a model for another runtime (ONNX)",
+                       description="Write the encoder and one decoder step as ONNX graphs plus manifest.json; "
+                                   "predict/evaluate --backend onnxruntime run them with the same search code.")
+    p.add_argument("model", help="model folder")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", "-o", help="output folder (default MODEL/onnx)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explain", parents=[common], help="attention heatmaps (PNG) and one HTML page per batch",
                        description="For each text: its labels and the decoder's attention over the tokens "
@@ -173,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_report)
     return parser
+
+
+# ---- serve -----------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import options_from_args, serve
+
+    serve(options_from_args(args), log_level="warning" if args.quiet else "info")
+    return 0
 
 
 # ---- compare ---------------------------------------------------------------------------
@@ -216,16 +269,32 @@ def resolve_train_config(args: argparse.Namespace):
                  if getattr(args, flag, None) is not None]
     if args.quiet:
         overrides.append("train.progress=false")
+    if getattr(args, "tensorboard", None) or getattr(args, "tensorboard_dir", None):
+        overrides.append("train.tensorboard=true")
+    if getattr(args, "tensorboard_dir", None):
+        overrides.append(f"train.tensorboard_dir={json.dumps(args.tensorboard_dir)}")
     return load_config(config_path, overrides + list(args.overrides))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .recipe import train
+    from .training import distributed
 
     cfg = resolve_train_config(args)
-    run_dir = Path(args.resume or args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    with distributed.session(cfg.train.device):  # under torchrun: one process group for the run
+        return _train_and_save(args, cfg)
+
+
+def _train_and_save(args: argparse.Namespace, cfg) -> int:
+    """Train; rank 0 (the only process without torchrun) then tests, saves and reports."""
+    from .recipe import train
+    from .training import distributed
+
+    run_dir = Path(distributed.broadcast_object(  # rank 0's clock names the run folder for all
+        str(args.resume or args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))))
     started = time.perf_counter()
     generator, result = train(cfg, run_dir, resume=bool(args.resume))
+    if not distributed.is_main_process():
+        return 0
     seconds = time.perf_counter() - started
     summary = {"best_epoch": result.best_epoch, "valid_micro_f1": result.best_score,
                "epochs_run": result.epochs_run, "train_seconds": round(seconds, 1)}
@@ -266,15 +335,33 @@ def _write_json(path: Path, obj: dict) -> None:
 # ---- evaluate / predict ---------------------------------------------------------------
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .io import load_model
-
     _check_decode_args(args.beam_size, args.max_labels, None)
-    generator = load_model(args.model, device=args.device)
+    _check_counts(args.batch_size)
+    if args.match_labels or args.label_map:
+        _check_default_inference(args, "--match-labels/--label-map")
+        return _cmd_evaluate_crossdata(args)
+    if args.keep_unlabelled:
+        raise ConfigError("--keep-unlabelled only applies with --match-labels or --label-map")
+    generator = _load_for_inference(args)
     metrics = _evaluate_file(generator, args.data, args.format, args.encoding_errors, args.beam_size,
                              batch_size=args.batch_size, max_labels=args.max_labels)
     _print_metrics(metrics)
     if args.output:
         _write_json(Path(args.output), metrics)
+    return 0
+
+
+def _cmd_evaluate_crossdata(args: argparse.Namespace) -> int:
+    """evaluate on another data set: metrics over the shared labels, with the drop counts."""
+    from .crossdata import evaluate_file
+
+    report = evaluate_file(args.model, args.data, fmt=args.format, encoding_errors=args.encoding_errors,
+                           match=args.match_labels or "name", label_map=args.label_map,
+                           keep_unlabelled=args.keep_unlabelled, beam_size=args.beam_size,
+                           max_labels=args.max_labels, batch_size=args.batch_size, device=args.device)
+    _print_metrics({**report.metrics, **report.counts()})
+    if args.output:
+        _write_json(Path(args.output), report.to_dict())
     return 0
 
 
@@ -288,6 +375,33 @@ def _check_decode_args(beam_size: int | None, max_labels: int | None, min_labels
         raise ConfigError(f"--min-labels must be >= 0, got {min_labels}")
     if min_labels is not None and max_labels is not None and min_labels > max_labels:
         raise ConfigError(f"--min-labels ({min_labels}) must not exceed --top-k ({max_labels})")
+
+
+def _check_counts(batch_size: int, chunk_size: int | None = None) -> None:
+    """--batch-size 0 would be a traceback from the batcher, --chunk-size 0 an empty output: exit 2 instead."""
+    from .validation import check_positive_int
+
+    check_positive_int(batch_size, "--batch-size")
+    if chunk_size is not None:
+        check_positive_int(chunk_size, "--chunk-size")
+
+
+CHUNK_CHARS = 1 << 24  # a predict chunk also stops at 16M characters, so long lines keep memory flat
+
+
+def take_chunk(texts: Iterator[str], max_texts: int, max_chars: int | None = None) -> list[str]:
+    """The next texts of the stream: ``max_texts`` of them, or fewer once they hold ``max_chars``
+    (default :data:`CHUNK_CHARS`) characters together (at least one text), so memory is bounded
+    in bytes, not only in lines."""
+    max_chars = CHUNK_CHARS if max_chars is None else max_chars
+    chunk: list[str] = []
+    chars = 0
+    for text in texts:
+        chunk.append(text)
+        chars += len(text)
+        if len(chunk) >= max_texts or chars >= max_chars:
+            break
+    return chunk
 
 
 def iter_input_texts(path: str, fmt: str | None, encoding_errors: str) -> Iterator[str]:
@@ -319,17 +433,19 @@ def _iter_text_lines(path: str, encoding_errors: str) -> Iterator[str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .io import load_model
-
     if args.top_k is not None and args.top_k < 1:
         raise ConfigError("--top-k must be >= 1")
     _check_decode_args(args.beam_size, args.top_k, args.min_labels)
-    generator = load_model(args.model, device=args.device)
-    texts = iter_input_texts(args.input, args.format, args.encoding_errors)
+    _check_counts(args.batch_size, args.chunk_size)
+    if len(args.input) > 1 or args.processes != 1 or _launched_by_torchrun():
+        _check_default_inference(args, "several inputs or --processes")
+        return _cmd_predict_files(args)
+    generator = _load_for_inference(args)
+    texts = iter_input_texts(args.input[0], args.format, args.encoding_errors)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     count = 0
     try:
-        while chunk := list(islice(texts, args.chunk_size)):
+        while chunk := take_chunk(texts, args.chunk_size):
             predictions = generator.predict(chunk, beam_size=args.beam_size, max_labels=args.top_k,
                                             min_labels=args.min_labels, batch_size=args.batch_size)
             out.write("".join(json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in predictions))
@@ -338,6 +454,51 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     log.info("predicted %d texts", count)
+    return 0
+
+
+def _launched_by_torchrun() -> bool:
+    from .training.distributed import launched_by_torchrun
+    return launched_by_torchrun()
+
+
+def _cmd_predict_files(args: argparse.Namespace) -> int:
+    """Several inputs and/or processes: sharded by chunks, merged back in input order."""
+    from .predict_files import PredictJob, predict_files
+
+    job = PredictJob(model=args.model, inputs=tuple(args.input), format=args.format,
+                     encoding_errors=args.encoding_errors, top_k=args.top_k, beam_size=args.beam_size,
+                     min_labels=args.min_labels, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                     device=args.device)
+    count = predict_files(job, args.output, processes=args.processes)
+    log.info("predicted %d texts from %d file(s)", count, len(args.input))
+    return 0
+
+
+def add_inference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                   help="onnxruntime: decode with the ONNX export in MODEL/onnx (or one made in memory); "
+                        "needs the onnx extra")
+    p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization of the RNN and linear layers (CPU)")
+
+
+def _load_for_inference(args: argparse.Namespace):
+    from .export import load_for_inference
+    return load_for_inference(args.model, device=args.device, backend=args.backend, quantize=args.quantize)
+
+
+def _check_default_inference(args: argparse.Namespace, mode: str) -> None:
+    if args.backend != "torch" or args.quantize:
+        raise ConfigError(f"--backend onnxruntime and --quantize are not supported with {mode} yet")
+
+
+# ---- export ----------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    out = export_model(args.model, args.format, args.out)
+    print(f"wrote ONNX encoder and decoder step to {out}")
     return 0
 
 
@@ -438,6 +599,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                         source=f"model {args.model}, data {args.data}")
     print(f"wrote {args.out} ({data.n_docs} documents, micro-F1 {data.metrics['micro_f1']:.4f}, "
           f"macro-F1 {data.metrics['macro_f1']:.4f})")
+    return 0
 
 
 if __name__ == "__main__":

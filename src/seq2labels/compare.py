@@ -18,6 +18,7 @@ A comparison is described by a mapping (usually read from YAML)::
         params: {classifier: linear_svc, classifier_params: {C: 1.0}}
     include_results: [benchmarks/results/sgm_reuters21578-sgm.json]   # optional SGM rows
     sgm_decode: beam5                   # which decode of those files to show (default beam5)
+    published: benchmarks/published/mulan.yaml   # optional: published numbers, rows marked "published (...)"
 
 Relative paths are looked up from the current directory first, then from the config file's
 folder. Text methods run inside :func:`seq2labels.baselines.text_pipeline`; the metrics are
@@ -26,6 +27,7 @@ folder. Text methods run inside :func:`seq2labels.baselines.text_pipeline`; the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import io
@@ -38,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, Seq2LabelsError
 from .provenance import provenance
 
 __all__ = ["run_comparison", "ComparisonTable", "COLUMNS", "METHODS", "validate_config", "provenance"]
@@ -84,10 +86,10 @@ BASE_CLASSIFIERS: dict[str, tuple[str, str]] = {
 }
 
 TOP_KEYS = {"name", "data", "datasets", "split", "cv", "tfidf", "fallback_top1", "methods", "include_results",
-            "sgm_decode", "scale"}
+            "sgm_decode", "scale", "published", "include_tables"}
 TEXT_DATA_KEYS = {"train", "test", "format", "encoding_errors"}
 TABULAR_DATA_KEYS = {"arff", "train_arff", "test_arff", "xml", "n_labels"}
-METHOD_KEYS = {"name", "label", "params"}
+METHOD_KEYS = {"name", "label", "params", "tfidf"}
 CV_KEYS = {"n_splits", "n_repeats", "random_state"}
 TFIDF_DEFAULTS = {"sublinear_tf": True, "min_df": 2, "ngram_range": (1, 1)}
 
@@ -236,7 +238,11 @@ def _method_specs(config: dict) -> list[dict]:
         params = m.get("params") or {}
         if not isinstance(params, dict):
             raise ConfigError(f"methods[{i}].params: must be a mapping")
-        specs.append({"name": m["name"], "label": str(m.get("label") or m["name"]), "params": dict(params)})
+        tfidf = m.get("tfidf") or {}
+        if not isinstance(tfidf, dict):
+            raise ConfigError(f"methods[{i}].tfidf: must be a mapping of TfidfVectorizer options")
+        specs.append({"name": m["name"], "label": str(m.get("label") or m["name"]), "params": dict(params),
+                      "tfidf": dict(tfidf)})
     return specs
 
 
@@ -254,9 +260,13 @@ def validate_config(config: Any) -> tuple[list[dict], list[dict]]:
         raise ConfigError("tfidf: must be a mapping of TfidfVectorizer options")
     if config.get("scale") not in (None, "maxabs", "standard"):
         raise ConfigError(f"scale: must be null, 'maxabs' or 'standard'; got {config.get('scale')!r}")
-    inc = config.get("include_results") or []
-    if not isinstance(inc, list):
-        raise ConfigError("include_results: must be a list of result JSON files")
+    for key, what in (("include_results", "result JSON files"), ("include_tables", "comparison JSON files")):
+        if not isinstance(config.get(key) or [], list):
+            raise ConfigError(f"{key}: must be a list of {what}")
+    published = config.get("published")
+    if published is not None and not (isinstance(published, str) or (
+            isinstance(published, list) and all(isinstance(p, str) for p in published))):
+        raise ConfigError("published: must be a YAML file of published results (or a list of them)")
     return _datasets(config), _method_specs(config)
 
 
@@ -381,11 +391,14 @@ def _load_arff(d: dict, key: str, base: Path | None):
     import scipy.sparse as sp
 
     from .data.tabular import read_arff
+    from .validation import check_finite_features
 
     items = d[key] if isinstance(d[key], list) else [d[key]]
     paths = [_resolve(p, base, f"{d['name']}.{key}") for p in items]
     xml = _resolve(d["xml"], base, f"{d['name']}.xml") if d.get("xml") else None
     parts = [read_arff(p, n_labels=d.get("n_labels"), xml=xml) for p in paths]
+    for part, p in zip(parts, paths):
+        check_finite_features(part.X, str(p), part.feature_names)
     data = parts[0]
     if len(parts) > 1:
         if any(p.label_names != data.label_names or p.feature_names != data.feature_names for p in parts):
@@ -422,11 +435,98 @@ def _result_rows(path: Path, decode: str) -> list[dict]:
     return [row]
 
 
+def _table_rows(path: Path, dataset_names: list[str]) -> list[dict]:
+    """The measured rows of an earlier comparison (its JSON) for these data sets, so that slow methods
+    need not be re-run; each keeps the earlier run's protocol and names that file and commit as source."""
+    from .errors import DataFormatError
+
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataFormatError(f"cannot read comparison file: {exc}", path=path) from None
+    rows = table.get("rows") if isinstance(table, dict) else None
+    if not isinstance(rows, list):
+        raise DataFormatError("comparison file has no 'rows'", path=path)
+    commit = str((table.get("provenance") or {}).get("git_commit", "?"))[:7]
+    return [{**row, "source": f"{path.name} (commit {commit})"} for row in rows
+            if isinstance(row, dict) and not row.get("source") and row.get("dataset") in dataset_names]
+
+
+# --------------------------------------------------------------------------- published rows
+
+PUBLISHED_ENTRY_KEYS = {"source", "table", "dataset", "method", "metric", "metric_in_source", "value", "std",
+                        "protocol", "note"}
+PUBLISHED_SOURCE_KEYS = {"cite", "reference", "url", "protocol", "note"}
+
+
+def published_rows(path: Path, dataset_names: list[str]) -> list[dict]:
+    """Rows of published numbers (see benchmarks/published/mulan.yaml) for the table's data sets.
+
+    One row per (source, table, data set, method), holding every metric given for it; the row's
+    source reads ``published (<cite>, <table>)`` so it is never mistaken for a measured row.
+    Entries for data sets not in the table are skipped.
+    """
+    from .config import read_yaml
+
+    doc = read_yaml(path)
+    where = str(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("sources"), dict) or not isinstance(doc.get("entries"), list):
+        raise ConfigError(f"{where}: expected a mapping with 'sources' (a mapping) and 'entries' (a list)")
+    _unknown(doc, {"sources", "entries", "note"}, where)
+    for key, src in doc["sources"].items():
+        if not isinstance(src, dict) or not src.get("cite") or not src.get("protocol"):
+            raise ConfigError(f"{where}: sources.{key}: needs 'cite' and 'protocol'")
+        _unknown(src, PUBLISHED_SOURCE_KEYS, f"{where}: sources.{key}")
+    rows: dict[tuple, dict] = {}
+    for i, e in enumerate(doc["entries"]):
+        w = f"{where}: entries[{i}]"
+        if not isinstance(e, dict):
+            raise ConfigError(f"{w}: must be a mapping")
+        _unknown(e, PUBLISHED_ENTRY_KEYS, w)
+        missing = [k for k in ("source", "table", "dataset", "method", "metric", "value") if k not in e]
+        if missing:
+            raise ConfigError(f"{w}: missing key(s) {', '.join(missing)}")
+        if e["source"] not in doc["sources"]:
+            raise ConfigError(f"{w}: unknown source {e['source']!r}; sources: {', '.join(doc['sources'])}")
+        if e["metric"] not in METRIC_KEYS or e["metric"] in ("fit_seconds", "predict_docs_per_s"):
+            raise ConfigError(f"{w}: metric {e['metric']!r} is not a table metric; one of "
+                              f"{', '.join(k for k in METRIC_KEYS if k not in ('fit_seconds', 'predict_docs_per_s'))}")
+        for k in ("value", "std"):
+            v = e.get(k)
+            if k in e and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+                raise ConfigError(f"{w}: {k} must be a number in [0, 1]; got {v!r}")
+        if e["dataset"] not in dataset_names:
+            continue
+        src = doc["sources"][e["source"]]
+        key = (e["source"], str(e["table"]), e["dataset"], str(e["method"]))
+        row = rows.setdefault(key, {"dataset": e["dataset"], "method": str(e["method"]),
+                                    "protocol": str(e.get("protocol") or src["protocol"]),
+                                    "source": f"published ({src['cite']}, {e['table']})"})
+        if e["metric"] in row:
+            raise ConfigError(f"{w}: {e['metric']} given twice for {e['method']!r} on {e['dataset']!r}")
+        row[e["metric"]] = float(e["value"])
+        if "std" in e:
+            row[e["metric"] + "_std"] = float(e["std"])
+    return list(rows.values())
+
+
 # --------------------------------------------------------------------------- running
 
 
 def _metrics_row(metrics: dict) -> dict:
     return {k: float(metrics[k]) for k in METRIC_KEYS}
+
+
+@contextlib.contextmanager
+def _method_errors(dataset: str, method: str):
+    """A method refusing its parameters or this data (k larger than the data set, ...) raises
+    ValueError inside fit; the CLI shows it as one line naming the data set and the method."""
+    try:
+        yield
+    except Seq2LabelsError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"{dataset}: method {method!r}: {exc}") from exc
 
 
 def run_comparison(config: dict, *, config_path: str | Path | None = None, log=None) -> ComparisonTable:
@@ -456,19 +556,21 @@ def run_comparison(config: dict, *, config_path: str | Path | None = None, log=N
             files += [f for f in files2 if f not in files]
         data_files += [f for f in files if f not in data_files]
         for spec in methods:
-            est = build_estimator(spec, text, tfidf, config.get("scale"))
+            est = build_estimator(spec, text, {**tfidf, **spec.get("tfidf", {})}, config.get("scale"))
             if log:
                 log(f"{d['name']}: {spec['label']} ...")
             start = time.perf_counter()
             row = {"dataset": d["name"], "method": spec["label"], "source": ""}
             if d["split"] == "cv":
-                res = cross_validate(est, X, Y, fallback_top1=fallback, **cv)
+                with _method_errors(d["name"], spec["label"]):
+                    res = cross_validate(est, X, Y, fallback_top1=fallback, **cv)
                 summary = res.summary()
                 for k in METRIC_KEYS:
                     row[k], row[k + "_std"] = summary[k]
                 row["protocol"] = f"{cv['n_repeats']}x{cv['n_splits']}-fold CV"
             else:
-                res = train_test_evaluate(est, Xtr, Ytr, Xte, Yte, label_names=names, fallback_top1=fallback)
+                with _method_errors(d["name"], spec["label"]):
+                    res = train_test_evaluate(est, Xtr, Ytr, Xte, Yte, label_names=names, fallback_top1=fallback)
                 row.update(_metrics_row(res.metrics))
                 row["protocol"] = f"train/test ({len(Yte)} test docs)"
             row["wall_seconds"] = time.perf_counter() - start
@@ -478,5 +580,10 @@ def run_comparison(config: dict, *, config_path: str | Path | None = None, log=N
     decode = str(config.get("sgm_decode", "beam5"))
     for p in config.get("include_results") or []:
         table.rows.extend(_result_rows(_resolve(p, base, "include_results"), decode))
+    for p in config.get("include_tables") or []:
+        table.rows.extend(_table_rows(_resolve(p, base, "include_tables"), [d["name"] for d in datasets]))
+    published = config.get("published") or []
+    for p in [published] if isinstance(published, str) else published:
+        table.rows.extend(published_rows(_resolve(p, base, "published"), [d["name"] for d in datasets]))
     table.provenance = provenance(data_files)
     return table

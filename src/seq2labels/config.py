@@ -26,6 +26,9 @@ class DataConfig:
     format: str | None = None            # jsonl | tsv | fasttext; None = by extension
     encoding_errors: str = "strict"      # strict | replace
     valid_fraction: float = 0.1          # carved from train (seeded) when no valid file is given
+    streaming: bool = False              # stream data.train (a file or glob of shards) instead of loading it
+    stream_buffer: int = 20000           # streaming: examples per loader worker held to shuffle and bucket
+    stream_workers: int = 0              # streaming: DataLoader worker processes reading the shards
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class TextConfig:
 @dataclass(frozen=True)
 class LabelConfig:
     order: str = "frequency"             # frequency | alphabetical | given | random
+    max_per_text: int = 100              # a training text with more labels is an error (memory: steps x labels)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None           # torch intra-op threads; None = torch's default
     progress: bool = True
+    tensorboard: bool = False            # TensorBoard curves per epoch (needs the tensorboard extra)
+    tensorboard_dir: str | None = None   # where; None = RUN_DIR/tensorboard
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,8 @@ _CHOICES = {
     ("train", "loss"): ("ce", "bce", "ce+bce"),
 }
 _MINIMUMS = {
+    ("data", "stream_buffer"): 1, ("data", "stream_workers"): 0,
+    ("labels", "max_per_text"): 1,
     ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3, ("text", "pretrain_epochs"): 1,
     ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
     ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
@@ -198,6 +206,9 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"model.dropout: must be in [0, 1), got {cfg.model.dropout!r}")
     if cfg.text.pretrain_embeddings and cfg.text.word_vectors:
         raise ConfigError("text.pretrain_embeddings and text.word_vectors exclude each other: choose one")
+    if cfg.train.tensorboard_dir and not cfg.train.tensorboard:
+        raise ConfigError("train.tensorboard_dir is set but train.tensorboard is false: set "
+                          "train.tensorboard: true (or pass --tensorboard)")
     if cfg.decode.min_labels > cfg.decode.max_labels:
         raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
                           f"({cfg.decode.max_labels})")

@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 
 from .config import (DataConfig, DecodeConfig, LabelConfig, ModelConfig, RunConfig, TextConfig, TrainConfig)
 from .data.readers import Example
-from .errors import DataFormatError
+from .errors import ConfigError, DataFormatError
 
 
 class SGMClassifier(ClassifierMixin, BaseEstimator):
@@ -87,14 +87,30 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
             decode=DecodeConfig(beam_size=self.beam_size, max_labels=self.max_labels, min_labels=self.min_labels),
         )
 
+    def _checked_config(self) -> RunConfig:
+        """The run config after the checks a YAML config gets, so a bad parameter (batch_size=0,
+        min_labels > max_labels) fails at the start of fit, not mid-training or at predict time."""
+        from .config import config_from_dict
+
+        try:
+            sections = self._run_config().to_dict()
+            plain = {name: {k: v.item() if isinstance(v, np.generic) else v for k, v in section.items()}
+                     for name, section in sections.items()}  # numpy scalars from a grid are fine
+            return config_from_dict(plain)
+        except ConfigError as exc:
+            raise ConfigError(f"{type(self).__name__}: invalid parameter: {exc}") from None
+
     # ---- fitting -----------------------------------------------------------------------
     def fit(self, X: Sequence[str], y) -> "SGMClassifier":
         from .recipe import train
 
+        cfg = self._checked_config()
         texts = _check_texts(X)
+        if not texts:
+            raise DataFormatError("X is empty: fit needs at least 2 texts (one for the validation split)")
         label_lists, classes, indicator = _normalise_targets(y, len(texts), self.classes)
         examples = [Example(text=t, labels=tuple(labels)) for t, labels in zip(texts, label_lists)]
-        generator, result = train(self._run_config(), None, train_examples=examples)
+        generator, result = train(cfg, None, train_examples=examples)
         if classes is None:
             # labels that fell into the validation split only are still classes of y (never predicted)
             known = generator.label_vocab.labels
@@ -152,6 +168,10 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.metrics import f1_score
 
         from .metrics import binarize
+        self._check_fitted()
+        X = _check_texts(X)
+        if not X:
+            raise DataFormatError("X is empty: score needs at least one text")
         gold, _, _ = _normalise_targets(y, len(X), list(self.classes_))
         known = [str(c) for c in self.classes_]
         columns = known + sorted({lab for labels in gold for lab in labels} - set(known))
@@ -228,6 +248,10 @@ def _check_texts(X) -> list[str]:
 
 def _normalise_targets(y, n_samples: int, classes: Sequence | None):
     """Label lists or an indicator matrix -> (label lists of str, classes or None, was_indicator)."""
+    if y is None or isinstance(y, (str, bytes)) or not hasattr(y, "__iter__"):
+        raise DataFormatError(f"y must be label lists or a 0/1 indicator matrix, got {type(y).__name__}")
+    if classes is not None:
+        _check_classes(classes)
     if hasattr(y, "toarray"):
         y = y.toarray()
     if isinstance(y, np.ndarray) and y.ndim == 2:
@@ -254,3 +278,13 @@ def _normalise_targets(y, n_samples: int, classes: Sequence | None):
                 row.append(label)
         out.append(row)
     return out, (list(map(str, classes)) if classes is not None else None), False
+
+
+def _check_classes(classes) -> None:
+    """``classes`` names the columns of y: distinct names, or two columns would be one class."""
+    if isinstance(classes, (str, bytes)):
+        raise DataFormatError("classes must be a list of names, got a single string")
+    names = [str(c) for c in classes]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataFormatError(f"classes lists {repeated[0]!r} more than once; class names must be distinct")

@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -25,11 +25,14 @@ from .data.tokenizer import RegexTokenizer
 from .data.vocab import Vocab
 from .decoding import decode
 from .errors import ConfigError, DataFormatError
+from .io import describe_training_data
 from .losses import sequence_loss
 from .metrics import evaluate_label_lists
 from .models.sgm import SGM, SGMConfig
+from .training import distributed
 from .training.loop import Trainer, TrainerConfig, TrainResult
 from .training.seeding import seed_everything
+from .validation import check_examples, check_label_counts, check_texts
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +62,34 @@ class LabelGenerator:
         self.vocab = vocab
         self.label_vocab = label_vocab
         self.config = config
+        self.step_model = None               # what decoding runs instead of ``model`` (see with_backend)
+        self.backend = "torch"
+        self.quantized: str | None = None    # "int8" for a copy made by quantize()
+        self.data_summary: dict | None = None  # training data counts and checksums, for the model card
 
     @property
     def device(self) -> torch.device:
+        if self.step_model is not None or self.quantized:
+            return torch.device("cpu")       # ONNX Runtime sessions and int8 kernels run on the CPU
         return next(self.model.parameters()).device
 
+    def with_backend(self, backend: str = "torch", *, onnx_dir: str | Path | None = None,
+                     threads: int | None = None) -> "LabelGenerator":
+        """Decode with ``"torch"`` or ``"onnxruntime"`` (the exported encoder and decoder step,
+        read from ``onnx_dir`` or exported in memory); search code is the same. See seq2labels.export."""
+        from .export import backend_step_model
+        self.step_model = backend_step_model(self, backend, onnx_dir=onnx_dir, threads=threads)
+        self.backend = backend
+        return self
+
+    def quantize(self, dtype: str = "int8") -> "LabelGenerator":
+        """A copy with dynamically quantized LSTM/GRU/Linear layers, for CPU inference (see seq2labels.quantize)."""
+        from .quantize import quantize_generator
+        return quantize_generator(self, dtype)
+
     def to(self, device: str | torch.device) -> "LabelGenerator":
+        if self.quantized and torch.device(device).type != "cpu":
+            raise ConfigError(f"an {self.quantized}-quantized model runs on the CPU only, not on {device}")
         self.model.to(device)
         return self
 
@@ -75,6 +100,7 @@ class LabelGenerator:
     def predict(self, texts: Sequence[str], *, beam_size: int | None = None, max_labels: int | None = None,
                 min_labels: int | None = None, batch_size: int = 256,
                 return_attention: bool = False) -> list[Prediction]:
+        texts = _check_texts(texts)
         encoded = self.encode_texts(texts)
         rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
                                    batch_size=batch_size, return_attention=return_attention)
@@ -84,7 +110,7 @@ class LabelGenerator:
                               score=row["score"])
             if return_attention:
                 pred.attention = row["attention"]
-                pred.tokens = self.tokenizer(texts[i])[: self.config.text.max_len] or ["<empty>"]
+                pred.tokens = self.tokenizer(texts[i], max_tokens=self.config.text.max_len) or ["<empty>"]
             predictions.append(pred)
         return predictions
 
@@ -112,7 +138,8 @@ class LabelGenerator:
         try:
             for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
                 batch = collate(encoded, idx).to(self.device)
-                out = decode(self.model, batch.src, batch.src_lengths, beam_size=beam_size,
+                step_model = self.model if self.step_model is None else self.step_model
+                out = decode(step_model, batch.src, batch.src_lengths, beam_size=beam_size,
                              max_labels=max_labels, min_labels=min_labels, return_attention=return_attention)
                 for r, row in enumerate(_split_rows(out, batch, return_attention)):
                     rows[int(batch.index[r])] = row
@@ -124,6 +151,7 @@ class LabelGenerator:
                  max_labels: int | None = None, min_labels: int | None = None,
                  batch_size: int = 256) -> dict[str, float]:
         """All metrics on labelled examples; labels unseen in training count as misses."""
+        examples = check_examples(examples)
         encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
         gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
         return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
@@ -144,6 +172,9 @@ class LabelGenerator:
 
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
         from .io import save_model
+        if self.quantized:
+            raise ConfigError(f"an {self.quantized}-quantized model cannot be saved; save the float model "
+                              "and quantize it after loading")
         return save_model(self, path, metrics=metrics)
 
     @classmethod
@@ -191,13 +222,8 @@ def _first_occurrences(row: dict) -> dict:
     return row
 
 
-def _check_texts(texts: Sequence[str]) -> Sequence[str]:
-    if isinstance(texts, str):
-        raise TypeError("expected a list of texts, got a single string; wrap it in a list")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"text #{i} is {type(t).__name__}, expected str")
-    return texts
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    return check_texts(texts)
 
 
 # ---- training ------------------------------------------------------------------------
@@ -228,10 +254,11 @@ def split_validation(examples: Sequence[Example], fraction: float, seed: int) ->
 
 def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexTokenizer, Vocab, LabelVocab]:
     tokenizer = RegexTokenizer(lowercase=cfg.text.lowercase)
-    token_lists = (tokenizer(ex.text)[: cfg.text.max_len] for ex in train)
+    token_lists = (tokenizer(ex.text, max_tokens=cfg.text.max_len) for ex in train)
     vocab = Vocab.build(token_lists, min_count=cfg.text.min_count, max_size=cfg.text.max_vocab)
     if not any(ex.labels for ex in train):  # checked first: LabelVocab.build raises a bare ValueError
         raise DataFormatError(f"{cfg.data.train or 'training data'}: no labels found in any example")
+    check_label_counts(train, cfg.labels.max_per_text, cfg.data.train or "training data")
     label_vocab = LabelVocab.build((ex.labels for ex in train), order=cfg.labels.order, seed=cfg.train.seed)
     return tokenizer, vocab, label_vocab
 
@@ -264,40 +291,120 @@ def copy_embeddings(model: SGM, vectors: np.ndarray) -> None:
         weight[torch.from_numpy(rows)] = torch.from_numpy(vectors[rows]).to(weight.dtype)
 
 
+def _tensorboard_dir(cfg: RunConfig, run_dir: str | Path | None) -> Path:
+    if cfg.train.tensorboard_dir:
+        return Path(cfg.train.tensorboard_dir)
+    if run_dir is None:
+        raise ConfigError("train.tensorboard needs a run folder or train.tensorboard_dir to write to")
+    return Path(run_dir) / "tensorboard"
+
+
+def _tensorboard_curves(cfg: RunConfig, run_dir: str | Path | None):
+    """The Trainer's epoch observer drawing TensorBoard curves; None when off or not rank 0."""
+    if not cfg.train.tensorboard or not distributed.is_main_process():
+        return None
+    from .training.tensorboard_log import TensorBoardCurves
+    return TensorBoardCurves(_tensorboard_dir(cfg, run_dir))
+
+
 def trainer_config(cfg: RunConfig) -> TrainerConfig:
     t = cfg.train
     return TrainerConfig(max_epochs=t.epochs, patience=t.patience, lr=t.lr, weight_decay=t.weight_decay,
                          lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps, grad_clip=t.grad_clip,
-                         monitor="micro_f1", mode="max", seed=t.seed, device=t.device, progress=t.progress)
+                         monitor="micro_f1", mode="max", seed=t.seed, device=distributed.local_device(t.device),
+                         progress=t.progress)
+
+
+@dataclass
+class _TrainSource:
+    """The training data as the recipe needs it: vocabularies, and this process's batches."""
+
+    tokenizer: RegexTokenizer
+    vocab: Vocab
+    label_vocab: LabelVocab
+    n_examples: int
+    texts: list[str] | None                      # for text.pretrain_embeddings (in memory only)
+    make_batches: Callable[[int], Iterable[SeqBatch]]
+    steps: int                                   # batches per epoch on this process
+
+
+def _in_memory_source(cfg: RunConfig, train_examples: Sequence[Example]) -> _TrainSource:
+    """Length-bucketed, seeded batches of the loaded training set; this rank's share of them."""
+    tokenizer, vocab, label_vocab = build_vocabularies(train_examples, cfg)
+    train_set = encode_dataset(train_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
+    lengths = [len(t) for t in train_set.token_ids]
+    batch_size = cfg.train.batch_size
+    steps = math.ceil(math.ceil(len(train_set) / batch_size) / distributed.world_size())
+
+    def make_batches(epoch: int) -> Iterable[SeqBatch]:
+        batches = batch_indices(lengths, batch_size, shuffle=True, seed=cfg.train.seed * 1000 + epoch)
+        for idx in distributed.shard_batches(batches):
+            yield collate(train_set, idx)
+
+    return _TrainSource(tokenizer, vocab, label_vocab, len(train_examples), [ex.text for ex in train_examples],
+                        make_batches, steps)
+
+
+def _streaming_source(cfg: RunConfig) -> _TrainSource:
+    """The shards of data.train, scanned once for the vocabularies, then streamed every epoch."""
+    from .data.streaming import dataset_from_scan, scan_from_config, streaming_loader
+
+    scan = scan_from_config(cfg)
+    if scan.n_examples < distributed.world_size():
+        raise DataFormatError(f"{cfg.data.train}: {scan.n_examples} examples cannot feed "
+                              f"{distributed.world_size()} processes")
+    dataset = dataset_from_scan(scan, cfg, rank=distributed.rank(), world_size=distributed.world_size())
+    workers = cfg.data.stream_workers
+    pin = torch.device(cfg.train.device).type == "cuda"
+
+    def make_batches(epoch: int) -> Iterable[SeqBatch]:
+        return streaming_loader(dataset, epoch, num_workers=workers, pin_memory=pin)
+
+    return _TrainSource(scan.tokenizer, scan.vocab, scan.label_vocab, scan.n_examples, None, make_batches,
+                        dataset.batches_per_epoch(workers))
 
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: Sequence[Example] | None = None,
           valid_examples: Sequence[Example] | None = None, resume: bool = False) -> tuple[LabelGenerator, TrainResult]:
     """Train SGM under ``cfg``; returns the best model (by validation micro-F1) and the run's history.
 
-    ``train.threads`` sets torch's intra-op threads for the whole process.
+    ``train.threads`` sets torch's intra-op threads for the whole process. Under torchrun
+    every process runs this with the same config and trains on its share of each epoch's
+    batches (``train.batch_size`` is per process); only rank 0 writes ``run_dir``. With
+    ``data.streaming`` the training set is read shard by shard, never held in memory.
     """
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    if train_examples is None:
-        train_examples, loaded_valid = load_training_data(cfg)
-        valid_examples = loaded_valid if valid_examples is None else valid_examples
-    elif valid_examples is None:
-        train_examples, valid_examples = split_validation(train_examples, cfg.data.valid_fraction, cfg.train.seed)
-    if len(train_examples) == 0:
-        raise DataFormatError("the training set is empty")
+    if cfg.train.tensorboard:  # a missing extra stops the run before any data is read
+        from .training.tensorboard_log import require_tensorboard
+        require_tensorboard()
+        _tensorboard_dir(cfg, run_dir)
+    if train_examples is not None:
+        train_examples = check_examples(train_examples, "train_examples")
+    if valid_examples is not None:
+        valid_examples = check_examples(valid_examples, "valid_examples")
+    if cfg.data.streaming:
+        if train_examples is not None:
+            raise ConfigError("data.streaming reads data.train itself; do not pass train_examples")
+        source = _streaming_source(cfg)
+        valid_examples = valid_examples if valid_examples is not None else read_examples(
+            cfg.data.valid, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+    else:
+        if train_examples is None:
+            train_examples, loaded_valid = load_training_data(cfg)
+            valid_examples = loaded_valid if valid_examples is None else valid_examples
+        elif valid_examples is None:
+            train_examples, valid_examples = split_validation(train_examples, cfg.data.valid_fraction,
+                                                              cfg.train.seed)
+        if len(train_examples) == 0:
+            raise DataFormatError("the training set is empty")
+        source = _in_memory_source(cfg, train_examples)
+    tokenizer, vocab, label_vocab = source.tokenizer, source.vocab, source.label_vocab
     seed_everything(cfg.train.seed)
-    tokenizer, vocab, label_vocab = build_vocabularies(train_examples, cfg)
-    model = build_model(cfg, vocab, label_vocab, [ex.text for ex in train_examples], tokenizer)
+    model = build_model(cfg, vocab, label_vocab, source.texts, tokenizer)
     generator = LabelGenerator(model, tokenizer, vocab, label_vocab, cfg)
-    train_set = encode_dataset(train_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
-    lengths = [len(t) for t in train_set.token_ids]
-    batch_size = cfg.train.batch_size
-    steps = math.ceil(len(train_set) / batch_size)
-
-    def make_batches(epoch: int) -> Iterable[SeqBatch]:
-        for idx in batch_indices(lengths, batch_size, shuffle=True, seed=cfg.train.seed * 1000 + epoch):
-            yield collate(train_set, idx)
+    generator.data_summary = describe_training_data(cfg, train_examples, valid_examples, source.n_examples)
+    make_batches, steps = source.make_batches, source.steps
 
     def loss_fn(net: SGM, batch: SeqBatch) -> torch.Tensor:
         log_probs = net(batch.src, batch.src_lengths, batch.targets)  # (batch, steps, V)
@@ -311,12 +418,19 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
 
     if run_dir is not None:
         run_dir = Path(run_dir)
+    if run_dir is not None and distributed.is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(save_config_yaml(cfg), encoding="utf-8")
-    log.info("training SGM: %d train / %d valid docs, %d words, %d labels", len(train_examples),
-             len(valid_examples), len(vocab), label_vocab.num_labels)
+    log.info("training SGM: %d train / %d valid docs, %d words, %d labels%s", source.n_examples,
+             len(valid_examples), len(vocab), label_vocab.num_labels,
+             f"; {distributed.world_size()} processes" if distributed.is_distributed() else "")
+    curves = _tensorboard_curves(cfg, run_dir)
     trainer = Trainer(model, trainer_config(cfg), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
-                      make_batches=make_batches, run_dir=run_dir, steps_per_epoch=steps)
-    result = trainer.fit(resume=resume)
+                      make_batches=make_batches, run_dir=run_dir, steps_per_epoch=steps, on_epoch_end=curves)
+    try:
+        result = trainer.fit(resume=resume)
+    finally:
+        if curves is not None:
+            curves.close()
     model.eval()
     return generator, result

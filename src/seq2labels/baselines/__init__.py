@@ -16,6 +16,8 @@ from __future__ import annotations
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline
 
+from seq2labels.validation import check_texts
+
 from .knn import BRkNN, MLkNN
 from .neural import CNNRNNClassifier, KimCNNClassifier, MLPClassifier
 from .problem_transformation import (
@@ -43,9 +45,31 @@ __all__ = [
 ]
 
 
+class TextTfidfVectorizer(TfidfVectorizer):
+    """``TfidfVectorizer`` that first checks its input is a list of str, so a None or a number among
+    the texts is a TypeError naming its index instead of an AttributeError from inside the analyzer."""
+
+    def fit(self, raw_documents, y=None):
+        return super().fit(_fit_texts(raw_documents), y)
+
+    def fit_transform(self, raw_documents, y=None):
+        return super().fit_transform(_fit_texts(raw_documents), y)
+
+    def transform(self, raw_documents):
+        return super().transform(check_texts(raw_documents, "X"))
+
+
+def _fit_texts(raw_documents) -> list[str]:
+    texts = check_texts(raw_documents, "X")
+    if not texts:
+        raise ValueError("X is empty: fitting TF-IDF features needs at least one text")
+    return texts
+
+
 def text_pipeline(estimator, **tfidf_kw) -> Pipeline:
-    """``make_pipeline(TfidfVectorizer(**tfidf_kw), estimator)``: fit and predict on raw texts.
+    """TF-IDF features (:class:`TextTfidfVectorizer`, ``**tfidf_kw``) then ``estimator``: fit and
+    predict on raw texts.
 
     Example: ``text_pipeline(BinaryRelevance(), sublinear_tf=True, min_df=2).fit(texts, Y)``.
     """
-    return make_pipeline(TfidfVectorizer(**tfidf_kw), estimator)
+    return make_pipeline(TextTfidfVectorizer(**tfidf_kw), estimator)

@@ -20,15 +20,24 @@ NumPy's and Python's global generators, as :class:`Trainer` does.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
+import tempfile
+import warnings
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
+from seq2labels import __version__
+from seq2labels.atomic import _process_umask, atomic_write_json, fsync_dir
 from seq2labels.data.dataset import EncodedDataset, batch_indices, collate
 from seq2labels.data.labels import LabelVocab
 from seq2labels.data.tokenizer import RegexTokenizer
@@ -43,7 +52,7 @@ from seq2labels.training.seeding import seed_everything
 
 from .problem_transformation import MultiLabelClassifierBase
 
-__all__ = ["MLPClassifier", "KimCNNClassifier", "CNNRNNClassifier"]
+__all__ = ["MLPClassifier", "KimCNNClassifier", "CNNRNNClassifier", "save_text_pipeline", "load_text_pipeline"]
 
 _FIRST_LABEL_ID = 3  # label column j of a text model is label vocabulary id j + 3 when present
 _PREDICT_BATCH = 512
@@ -106,10 +115,237 @@ def _check_common(est) -> None:
     _check_real("validation_fraction", est.validation_fraction, 0.0, 1.0, high_open=True)
 
 
+# --------------------------------------------------------------------------- saving and loading
+#
+# A saved estimator is a folder of JSON and safetensors files only (no pickle, nothing that can
+# run code when read), written to a sibling staging folder and swapped in like a model folder
+# (seq2labels.io), so a crash mid-save leaves the previous folder intact:
+#
+#   config.json        format name and version, estimator class, its parameters, fitted attributes
+#                      (classes_, n_labels_, history_ ...), the network's config; written last
+#   model.safetensors  the network's weights
+#   vocab.json         text models: tokenizer settings and word vocabulary
+#   labels.json        CNNRNNClassifier: label vocabulary and its label -> column map
+#   tfidf.json         save_text_pipeline only: TfidfVectorizer settings, vocabulary_ and idf_
+
+BASELINE_FORMAT = "seq2labels-baseline"
+BASELINE_FORMAT_VERSION = 1
+_TUPLE_PARAMS = ("hidden", "filter_sizes")
+
+
+def _json_value(value):
+    """numpy scalars and tuples as plain JSON values (for params and history rows)."""
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return value
+
+
+def _params_to_json(est) -> dict:
+    """``get_params`` as JSON; a non-int ``random_state`` (a RandomState) is stored as None."""
+    params = {}
+    for name, value in est.get_params(deep=False).items():
+        if name == "random_state" and not (value is None or isinstance(value, Integral)):
+            warnings.warn(f"{type(est).__name__}.save: random_state {value!r} is not an int; saved as None "
+                          "(it only matters for refitting)", UserWarning, stacklevel=3)
+            value = None
+        params[name] = _json_value(value)
+    return params
+
+
+def _classes_to_json(classes: np.ndarray) -> dict:
+    classes = np.asarray(classes)
+    if classes.dtype.kind not in "biufU" and not (
+            classes.dtype == object and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"cannot save classes_ of dtype {classes.dtype} without pickle "
+                         "(only numbers, booleans and strings can be saved)")
+    return {"dtype": classes.dtype.str if classes.dtype != object else "object",
+            "values": [_json_value(c) for c in classes.tolist()]}
+
+
+def _classes_from_json(d: dict) -> np.ndarray:
+    dtype = d["dtype"]
+    if not isinstance(dtype, str) or (dtype != "object" and np.dtype(dtype).kind not in "biufU"):
+        raise ValueError(f"unsupported classes_ dtype {dtype!r}")
+    return np.array(d["values"], dtype=object if dtype == "object" else np.dtype(dtype))
+
+
+def _write_folder(path: str | Path, write_files) -> Path:
+    """Call ``write_files(staging)`` on a fresh sibling folder, then swap it in at ``path``."""
+    from seq2labels.io import _swap_in
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        os.chmod(staging, 0o777 & ~_process_umask())
+        write_files(staging)
+        fsync_dir(staging)
+        _swap_in(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_json(path: Path):
+    from seq2labels.errors import ModelFormatError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path.parent}: not a saved seq2labels baseline ({path.name} is missing)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _read_baseline_config(path: Path) -> dict:
+    """config.json of a saved baseline after checking its format name and version."""
+    from seq2labels.errors import ModelFormatError
+
+    if not path.is_dir():
+        raise ModelFormatError(f"{path}: saved estimator folder not found")
+    meta = _read_json(path / "config.json")
+    where = path / "config.json"
+    if not isinstance(meta, dict) or meta.get("format") != BASELINE_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelFormatError(f"{where}: not a saved seq2labels baseline (format={found!r})")
+    version = meta.get("format_version")
+    if version != BASELINE_FORMAT_VERSION:
+        raise ModelFormatError(f"{where}: baseline format version {version!r} is not supported by seq2labels "
+                               f"{__version__} (it reads version {BASELINE_FORMAT_VERSION})")
+    return meta
+
+
+class _SaveLoadMixin:
+    """``save(path)`` / ``load(path)`` for the neural baselines (see the section comment above).
+
+    Subclasses name their network classes in ``_NETWORKS`` (model_type -> (module class, config
+    class)) and add their own files through ``_extra_files`` / ``_restore_extra``.
+    """
+
+    _NETWORKS: dict = {}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted estimator to the folder ``path`` (replaced only once complete)."""
+        check_is_fitted(self)
+        return _write_folder(path, self._write_files)
+
+    def _config_json(self) -> dict:
+        model_type = next((name for name, (cls, _) in self._NETWORKS.items() if type(self.model_) is cls), None)
+        if model_type is None:
+            raise ValueError(f"cannot save a {type(self.model_).__name__} network")
+        fitted = {"classes_": _classes_to_json(self.classes_), "target_type_": self.target_type_,
+                  "n_labels_": int(self.n_labels_), "best_epoch_": int(self.best_epoch_),
+                  "history_": _json_value(list(self.history_))}
+        if hasattr(self, "n_features_in_"):
+            fitted["n_features_in_"] = int(self.n_features_in_)
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
+        return {"format": BASELINE_FORMAT, "format_version": BASELINE_FORMAT_VERSION,
+                "estimator": type(self).__name__, "seq2labels_version": __version__,
+                "params": _params_to_json(self), "fitted": fitted, "model_type": model_type,
+                "model": _json_value(self.model_.config.to_dict())}
+
+    def _write_files(self, folder: Path, extra_config: dict | None = None) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.model_.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": BASELINE_FORMAT})
+        for name, content in self._extra_files().items():
+            atomic_write_json(folder / name, content)
+        # config.json last: a folder without it is never mistaken for a saved estimator
+        atomic_write_json(folder / "config.json", {**self._config_json(), **(extra_config or {})})
+
+    def _extra_files(self) -> dict[str, dict]:
+        return {}
+
+    def _restore_extra(self, folder: Path, meta: dict) -> None:
+        """Read this class's extra files (vocabularies) back into the fitted attributes."""
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None):
+        """Read a folder written by :meth:`save`; runs no code from it. ``device`` overrides the
+        saved ``device`` parameter (the weights are loaded on it)."""
+        path = Path(path)
+        meta = _read_baseline_config(path)
+        if "pipeline" in meta:
+            raise _format_error(path, "holds a TF-IDF text pipeline; read it with "
+                                      "seq2labels.baselines.neural.load_text_pipeline")
+        return cls._from_folder(path, meta, device)
+
+    @classmethod
+    def _from_folder(cls, path: Path, meta: dict, device: str | None):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from seq2labels.errors import ModelFormatError
+
+        if meta.get("estimator") != cls.__name__:
+            raise _format_error(path, f"holds a {meta.get('estimator')!r}, not a {cls.__name__}; "
+                                      f"load it with {meta.get('estimator')}.load")
+        try:
+            est = cls(**cls._params_from_json(meta["params"]))
+            if device is not None:
+                est.device = device
+            fitted = meta["fitted"]
+            est.classes_ = _classes_from_json(fitted["classes_"])
+            est.target_type_ = str(fitted["target_type_"])
+            est.n_labels_ = int(fitted["n_labels_"])
+            est.best_epoch_ = int(fitted["best_epoch_"])
+            est.history_ = [dict(row) for row in fitted["history_"]]
+            if "n_features_in_" in fitted:
+                est.n_features_in_ = int(fitted["n_features_in_"])
+            if "feature_names_in_" in fitted:
+                est.feature_names_in_ = np.array(fitted["feature_names_in_"], dtype=object)
+            network, config_cls = cls._NETWORKS[meta["model_type"]]
+            model = network(config_cls(**meta["model"]))
+            est._restore_extra(path, meta)
+        except ModelFormatError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _format_error(path, f"inconsistent files ({exc})") from None
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            raise _format_error(path, "model.safetensors is missing")
+        try:
+            state = load_file(str(weights), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _format_error(weights, f"cannot read weights ({exc})") from None
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise _format_error(weights, f"weights do not fit the model config ({exc})") from None
+        est.model_ = model.eval().to(est.device)
+        return est
+
+    @classmethod
+    def _params_from_json(cls, params: dict) -> dict:
+        if not isinstance(params, dict):
+            raise ValueError("params must be a JSON object")
+        known = set(cls().get_params(deep=False))
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} parameter(s) {', '.join(unknown)}")
+        return {k: tuple(v) if k in _TUPLE_PARAMS and isinstance(v, list) else v for k, v in params.items()}
+
+
+def _format_error(path: Path, message: str):
+    from seq2labels.errors import ModelFormatError
+
+    return ModelFormatError(f"{path}: {message}")
+
+
 # --------------------------------------------------------------------------- MLP
 
 
-class MLPClassifier(MultiLabelClassifierBase):
+class MLPClassifier(_SaveLoadMixin, MultiLabelClassifierBase):
     """A sigmoid-output MLP trained with binary cross-entropy.
 
     ``hidden``: sizes of the shared hidden layers (``()`` gives a linear model).
@@ -119,7 +355,12 @@ class MLPClassifier(MultiLabelClassifierBase):
 
     Attributes: ``model_`` (the trained module, eval mode), ``history_`` (per-epoch metrics),
     ``best_epoch_``, ``classes_``, ``n_labels_``, ``n_features_in_``.
+
+    ``save(path)`` / ``MLPClassifier.load(path)`` keep the fitted estimator (numeric input); for
+    a TF-IDF text pipeline use :func:`save_text_pipeline` / :func:`load_text_pipeline`.
     """
+
+    _NETWORKS = {"sigmoid_mlp": (SigmoidMLP, MLPConfig), "per_label_mlp": (PerLabelMLP, MLPConfig)}
 
     def __init__(self, hidden=(256,), dropout: float = 0.2, epochs: int = 30, batch_size: int = 64,
                  lr: float = 1e-3, per_label_heads: bool = False, threshold: float = 0.5,
@@ -219,7 +460,7 @@ def _check_texts(X) -> list[str]:
     return texts
 
 
-class _TextClassifierBase(MultiLabelClassifierBase):
+class _TextClassifierBase(_SaveLoadMixin, MultiLabelClassifierBase):
     """Raw texts in; tokenizer and vocabulary are built on the training rows at fit time."""
 
     def _tag_classifier(self):
@@ -233,7 +474,10 @@ class _TextClassifierBase(MultiLabelClassifierBase):
         return tags
 
     def _validate_X(self, X, reset: bool):
-        return _check_texts(X)
+        texts = _check_texts(X)
+        if reset and not texts:
+            raise ValueError(f"X is empty: {type(self).__name__}.fit needs at least one text")
+        return texts
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -248,13 +492,25 @@ class _TextClassifierBase(MultiLabelClassifierBase):
         for k in sizes:
             _check_int("filter_sizes", k, 1)
 
+    def _extra_files(self) -> dict[str, dict]:
+        return {"vocab.json": {"tokenizer": self.tokenizer_.to_dict(), "vocab": self.vocab_.to_dict()}}
+
+    def _restore_extra(self, folder: Path, meta: dict) -> None:
+        data = _read_json(folder / "vocab.json")
+        self.tokenizer_ = RegexTokenizer.from_dict(data["tokenizer"])
+        self.vocab_ = Vocab.from_dict(data["vocab"])
+        if len(self.vocab_) != meta["model"]["vocab_size"]:
+            raise ValueError(f"vocab.json holds {len(self.vocab_)} words but the model was built for "
+                             f"{meta['model']['vocab_size']}")
+
     def _build_text_vocab(self, texts: list[str]) -> None:
         self.tokenizer_ = RegexTokenizer(lowercase=bool(self.lowercase))
-        self.vocab_ = Vocab.build((self.tokenizer_(t)[: self.max_len] for t in texts),
+        self.vocab_ = Vocab.build((self.tokenizer_(t, max_tokens=int(self.max_len)) for t in texts),
                                   min_count=int(self.min_count), max_size=self.max_vocab)
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        return [self.vocab_.encode(self.tokenizer_(t), max_len=int(self.max_len)) for t in texts]
+        return [self.vocab_.encode(self.tokenizer_(t, max_tokens=int(self.max_len)), max_len=int(self.max_len))
+                for t in texts]
 
     def _batches(self, token_ids: list[list[int]], batch_size: int):
         """Length-sorted evaluation batches of the texts (collated, PAD for empty texts)."""
@@ -268,8 +524,10 @@ class KimCNNClassifier(_TextClassifierBase):
 
     A label is predicted when its sigmoid exceeds ``threshold`` (strictly).
     Attributes: ``model_``, ``tokenizer_``, ``vocab_``, ``history_``, ``best_epoch_``,
-    ``classes_``, ``n_labels_``.
+    ``classes_``, ``n_labels_``. ``save(path)`` / ``KimCNNClassifier.load(path)`` keep it.
     """
+
+    _NETWORKS = {"kim_cnn": (KimCNN, KimCNNConfig)}
 
     def __init__(self, embedding_dim: int = 128, filter_sizes=(3, 4, 5), num_filters: int = 100,
                  dropout: float = 0.5, max_len: int = 300, min_count: int = 1, max_vocab: int | None = 50000,
@@ -364,7 +622,26 @@ class CNNRNNClassifier(_TextClassifierBase):
 
     Attributes: ``model_``, ``tokenizer_``, ``vocab_``, ``label_vocab_`` (label names are the
     column indices as strings), ``history_``, ``best_epoch_``, ``classes_``, ``n_labels_``.
+    ``save(path)`` / ``CNNRNNClassifier.load(path)`` keep it.
     """
+
+    _NETWORKS = {"cnn_rnn": (CNNRNN, CNNRNNConfig)}
+
+    def _extra_files(self) -> dict[str, dict]:
+        return {**super()._extra_files(),
+                "labels.json": {"label_vocab": self.label_vocab_.to_dict(),
+                                "label_columns": [int(c) for c in self.label_columns_]}}
+
+    def _restore_extra(self, folder: Path, meta: dict) -> None:
+        super()._restore_extra(folder, meta)
+        data = _read_json(folder / "labels.json")
+        self.label_vocab_ = LabelVocab.from_dict(data["label_vocab"])
+        self.label_columns_ = np.array([int(c) for c in data["label_columns"]], dtype=np.int64)
+        if self.label_vocab_.size != meta["model"]["num_outputs"] or \
+                len(self.label_columns_) != self.label_vocab_.num_labels:
+            raise ValueError("labels.json does not match the model's output size")
+        if np.any(self.label_columns_ < 0) or np.any(self.label_columns_ >= self.n_labels_):
+            raise ValueError("labels.json maps a label outside the estimator's label columns")
 
     def __init__(self, embedding_dim: int = 128, filter_sizes=(3, 4, 5), num_filters: int = 100,
                  label_embedding_dim: int = 64, decoder_hidden: int = 256, dropout: float = 0.3,
@@ -472,3 +749,114 @@ class CNNRNNClassifier(_TextClassifierBase):
 
     def _predict_scores(self, X):
         return self._decode(self.model_, self._token_ids(X), self.n_labels_, beam_size=int(self.beam_size))
+
+
+# --------------------------------------------------------------------------- TF-IDF text pipelines
+
+# TfidfVectorizer settings that are code (callables) cannot be saved without pickle.
+_TFIDF_CALLABLE_PARAMS = ("preprocessor", "tokenizer", "analyzer", "strip_accents")
+
+
+def _tfidf_to_json(vectorizer) -> dict:
+    """Settings, ``vocabulary_`` (terms in column order) and ``idf_`` of a fitted TfidfVectorizer."""
+    params = vectorizer.get_params(deep=False)
+    for name in _TFIDF_CALLABLE_PARAMS:
+        if callable(params.get(name)):
+            raise ValueError(f"cannot save a TfidfVectorizer whose {name} is a function without pickle; "
+                             "use the built-in settings (strings) instead")
+    params["dtype"] = np.dtype(params["dtype"]).name
+    if isinstance(params.get("stop_words"), (set, frozenset)):
+        params["stop_words"] = sorted(params["stop_words"])
+    vocabulary = vectorizer.vocabulary_
+    terms = [""] * len(vocabulary)
+    for term, column in vocabulary.items():
+        terms[int(column)] = term
+    out = {"class": type(vectorizer).__name__, "params": _json_value(params), "terms": terms}
+    if vectorizer.use_idf:
+        out["idf"] = [float(x) for x in vectorizer.idf_]
+    return out
+
+
+def _vectorizer_classes() -> dict:
+    """The vectorizer classes a tfidf.json may name (looked up by name, never imported from the file)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from seq2labels import baselines
+
+    classes = {"TfidfVectorizer": TfidfVectorizer}
+    if hasattr(baselines, "TextTfidfVectorizer"):
+        classes["TextTfidfVectorizer"] = baselines.TextTfidfVectorizer
+    return classes
+
+
+def _tfidf_from_json(data: dict):
+    classes = _vectorizer_classes()
+    name = data.get("class", "TfidfVectorizer")
+    if name not in classes:
+        raise ValueError(f"tfidf.json: unknown vectorizer class {name!r}; known: {', '.join(classes)}")
+    params = dict(data["params"])
+    params["dtype"] = np.dtype(params["dtype"]).type
+    if params.get("ngram_range") is not None:
+        params["ngram_range"] = tuple(params["ngram_range"])
+    vectorizer = classes[name](**params)
+    terms = data["terms"]
+    if not all(isinstance(t, str) for t in terms) or len(set(terms)) != len(terms):
+        raise ValueError("tfidf.json: terms must be distinct strings")
+    vectorizer.vocabulary_ = {term: column for column, term in enumerate(terms)}
+    if vectorizer.use_idf:
+        idf = np.asarray(data["idf"], dtype=np.float64)
+        if idf.shape != (len(terms),):
+            raise ValueError(f"tfidf.json: {idf.shape[0]} idf values for {len(terms)} terms")
+        vectorizer.idf_ = idf
+    return vectorizer
+
+
+def _pipeline_steps(pipeline):
+    from sklearn.pipeline import Pipeline
+
+    steps = pipeline.steps if isinstance(pipeline, Pipeline) else None
+    if not steps or len(steps) != 2 or type(steps[0][1]) not in _vectorizer_classes().values() \
+            or not isinstance(steps[1][1], MLPClassifier):
+        raise ValueError("save_text_pipeline saves a Pipeline of exactly (TfidfVectorizer, MLPClassifier), "
+                         "as text_pipeline(MLPClassifier(...)) makes")
+    return steps
+
+
+def save_text_pipeline(pipeline, path: str | Path) -> Path:
+    """Save ``text_pipeline(MLPClassifier(...))`` after fitting, without pickle.
+
+    The vectorizer is kept as its settings, ``vocabulary_`` and ``idf_`` (``tfidf.json``) and
+    rebuilt on load, so it transforms texts exactly as before; a vectorizer whose tokenizer,
+    preprocessor or analyzer is a Python function cannot be saved.
+    """
+    (vec_name, vectorizer), (est_name, estimator) = _pipeline_steps(pipeline)
+    check_is_fitted(estimator)
+    tfidf = _tfidf_to_json(vectorizer)                      # fails before anything is written
+
+    def write(folder: Path) -> None:
+        atomic_write_json(folder / "tfidf.json", tfidf)
+        estimator._write_files(folder, extra_config={"pipeline": [vec_name, est_name]})
+
+    return _write_folder(path, write)
+
+
+def load_text_pipeline(path: str | Path, device: str | None = None):
+    """Read a folder written by :func:`save_text_pipeline` into a fitted Pipeline."""
+    from sklearn.pipeline import Pipeline
+
+    path = Path(path)
+    meta = _read_baseline_config(path)
+    names = meta.get("pipeline")
+    if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) for n in names)):
+        raise _format_error(path, "holds an estimator, not a text pipeline; read it with "
+                                  f"{meta.get('estimator')}.load")
+    estimator = MLPClassifier._from_folder(path, meta, device)
+    data = _read_json(path / "tfidf.json")
+    try:
+        vectorizer = _tfidf_from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _format_error(path, f"inconsistent files ({exc})") from None
+    if len(vectorizer.vocabulary_) != estimator.n_features_in_:
+        raise _format_error(path, f"tfidf.json has {len(vectorizer.vocabulary_)} terms but the MLP reads "
+                                  f"{estimator.n_features_in_} features")
+    return Pipeline([(names[0], vectorizer), (names[1], estimator)])

@@ -12,6 +12,7 @@ import torch
 
 from seq2labels.data.labels import EOS_ID, PAD_ID, LabelVocab
 from seq2labels.data.readers import Example
+from seq2labels.data.tokenizer import tokenize
 from seq2labels.data.vocab import Vocab
 
 BUCKET_FACTOR = 50  # a training chunk holds this many batches before it is sorted by length
@@ -50,7 +51,7 @@ def encode_dataset(examples: Sequence[Example], tokenizer: Callable[[str], list[
     target_ids: list[list[int]] = []
     unseen: set[str] = set()
     for ex in examples:
-        token_ids.append(vocab.encode(tokenizer(ex.text), max_len=max_len))
+        token_ids.append(vocab.encode(tokenize(tokenizer, ex.text, max_len), max_len=max_len))
         target_ids.append(label_vocab.encode_targets(ex.labels))
         unseen.update(label_vocab.unknown(ex.labels))
     if unseen:

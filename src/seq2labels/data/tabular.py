@@ -481,6 +481,8 @@ def read_arff(path: PathLike, n_labels: int | None = None, label_names: Sequence
     if not in_data:
         raise DataFormatError("no @data section (the header never ends)" if attrs else
                               "not an ARFF file: no @attribute and no @data", path=path, line=last_line or None)
+    if n_rows == 0:
+        raise DataFormatError("no data rows after @data (an empty data set)", path=path, line=last_line)
 
     header = _Header(relation, relation_line, attrs)
     label_idx = _label_indices(header, path, n_labels, label_names, xml)
@@ -570,6 +572,9 @@ def read_label_csv(path: PathLike, label_columns: Sequence[str], feature_columns
     label_columns = list(label_columns)
     if not label_columns:
         raise ValueError("label_columns is empty")
+    repeated = sorted({n for n in label_columns if label_columns.count(n) > 1})
+    if repeated:
+        raise ValueError(f"label_columns lists {repeated[0]!r} more than once")
     if feature_columns is not None and isinstance(feature_columns, str):
         feature_columns = [feature_columns]
     X_rows: list[list[float]] = []

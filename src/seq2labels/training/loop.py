@@ -42,6 +42,7 @@ from seq2labels.training.artifacts import (
     save_checkpoint,
     write_metrics_csv,
 )
+from seq2labels.training import distributed
 from seq2labels.training.config import TrainerConfig
 from seq2labels.training.schedules import (
     PER_STEP_SCHEDULES,
@@ -60,6 +61,7 @@ LossFn = Callable[[nn.Module, Any], Tensor]
 EvaluateFn = Callable[[nn.Module], Mapping[str, float]]
 MakeBatches = Callable[[int], Iterable[Any]]
 OnBest = Callable[[nn.Module, dict], None]
+OnEpochEnd = Callable[[dict], None]
 
 # Config fields whose change on resume alters the per-step schedule's shape.
 _SCHEDULE_SHAPE_FIELDS = ("max_epochs", "warmup_steps")
@@ -165,7 +167,14 @@ class Trainer:
     ``run_dir=None`` keeps everything in memory and writes nothing. ``steps_per_epoch``
     sizes the progress bar and is required by the ``linear`` and ``cosine`` schedules
     (unless each epoch's batches have a ``len``). ``on_best(model, metrics)`` runs each
-    time the monitored metric improves, e.g. to save extra artefacts.
+    time the monitored metric improves, e.g. to save extra artefacts. ``on_epoch_end(row)``
+    gets each epoch's metrics row (epoch, train_loss, lr, epoch_seconds and the evaluation's
+    metrics, as in metrics.csv) before the checkpoint, e.g. to draw curves (rank 0 only).
+
+    Under torchrun (see :mod:`seq2labels.training.distributed`) each rank passes its own
+    share of the batches; training steps go through DistributedDataParallel, rank 0 alone
+    evaluates, writes ``run_dir`` and calls ``on_best``, and its metrics are broadcast so
+    every rank takes the same early-stopping and learning-rate decisions.
     """
 
     def __init__(
@@ -179,6 +188,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         steps_per_epoch: int | None = None,
         on_best: OnBest | None = None,
+        on_epoch_end: OnEpochEnd | None = None,
     ) -> None:
         if not isinstance(config, TrainerConfig):
             raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
@@ -193,9 +203,16 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.steps_per_epoch = steps_per_epoch
         self.on_best = on_best
+        self.on_epoch_end = on_epoch_end
         self.device = torch.device(config.device)
         self._best_weights: dict[str, Tensor] | None = None
         self._warned_step_count = False
+        self._train_model: nn.Module = model  # the DDP wrapper in a multi-process run
+
+    @property
+    def _writes(self) -> bool:
+        """Only rank 0 writes the run folder (in a single process: whenever there is one)."""
+        return self.run_dir is not None and distributed.is_main_process()
 
     # ------------------------------------------------------------------ fit
 
@@ -208,9 +225,10 @@ class Trainer:
         started = time.perf_counter()
         if resume and self.run_dir is None:
             raise ValueError("resume=True needs a run_dir to find checkpoint.pt in")
-        if self.run_dir is not None:
+        if self._writes:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.to(self.device)
+        self._train_model = distributed.wrap_model(self.model, self.device)
         self._best_weights = None
         optimizer = build_optimizer(trainable_parameters(self.model), self.config)
         scheduler = build_scheduler(optimizer, self.config, self._steps_for_schedule())
@@ -218,11 +236,11 @@ class Trainer:
         checkpoint = self._find_checkpoint() if resume else None
         if checkpoint is None:
             state = _RunState(best_score=_worst_score(self.config.mode))
-            seed_everything(self.config.seed)
+            seed_everything(distributed.rank_seed(self.config.seed))
         else:
             state = self._restore(checkpoint, optimizer, scheduler)
             # Last, so nothing between here and the next epoch draws random numbers.
-            restore_rng_state(checkpoint["rng_state"])
+            restore_rng_state(distributed.rng_state_for_rank(checkpoint))
 
         self._train_epochs(state, optimizer, scheduler)
         self._load_best_into_model(state)
@@ -244,7 +262,8 @@ class Trainer:
         """Train one epoch, evaluate, keep the best, log, and checkpoint."""
         epoch_started = time.perf_counter()
         train_loss, lr = self._train_one_epoch(epoch, optimizer, scheduler)
-        metrics = self._evaluate()
+        train_loss = distributed.mean_across_ranks(train_loss)
+        metrics = distributed.run_on_main(self._evaluate)
         score = self._monitored_score(metrics)
         if isinstance(scheduler, ReduceLROnPlateau):
             scheduler.step(score)
@@ -253,10 +272,12 @@ class Trainer:
                "epoch_seconds": time.perf_counter() - epoch_started, **metrics}
         state.history.append(row)
         state.epoch = epoch
-        if self.run_dir is not None:
+        if self._writes:
             write_metrics_csv(self.run_dir / METRICS_NAME, state.history)
         self._log_epoch(row, state, improved)
-        if self.run_dir is not None:
+        if self.on_epoch_end is not None and distributed.is_main_process():
+            self.on_epoch_end(dict(row))
+        if self.run_dir is not None:  # every rank: the random states are gathered from all of them
             self._save_checkpoint(state, optimizer, scheduler)
 
     # ------------------------------------------------------------- training
@@ -266,7 +287,8 @@ class Trainer:
         self.model.train()
         per_step = scheduler if self.config.lr_schedule in PER_STEP_SCHEDULES else None
         bar = tqdm(self.make_batches(epoch), total=self.steps_per_epoch, desc=f"epoch {epoch}",
-                   unit="batch", leave=False, disable=not (self.config.progress and _stderr_is_tty()))
+                   unit="batch", leave=False,
+                   disable=not (self.config.progress and _stderr_is_tty() and distributed.is_main_process()))
         total, steps, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
         try:
             for steps, batch in enumerate(bar, start=1):
@@ -286,7 +308,7 @@ class Trainer:
         """One optimizer step: loss, finiteness check, backward, clipping, update."""
         batch = _move_to_device(batch, self.device)
         optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model, batch)
+        loss = self.loss_fn(self._train_model, batch)
         value = _loss_value(loss, epoch, step)
         loss.backward()
         if self.config.grad_clip is not None:
@@ -356,9 +378,9 @@ class Trainer:
         state.best_score, state.best_epoch, state.best_metrics = score, epoch, dict(metrics)
         state.epochs_since_improvement = 0
         self._best_weights = detached_state_dict(self.model)
-        if self.run_dir is not None:
+        if self._writes:
             save_best_weights(self.run_dir / BEST_WEIGHTS_NAME, self._best_weights, epoch, self.config.monitor, score)
-        if self.on_best is not None:
+        if self.on_best is not None and distributed.is_main_process():
             self.on_best(self.model, dict(metrics))
         return True
 
@@ -374,8 +396,12 @@ class Trainer:
 
     def _save_checkpoint(self, state: _RunState, optimizer: Optimizer, scheduler: Scheduler | None) -> None:
         """Everything a resume needs; the random state is captured as the very last
-        thing of the epoch, exactly where the next epoch will pick it up."""
+        thing of the epoch, exactly where the next epoch will pick it up; a multi-process
+        run keeps every rank's (gathered here, so every rank must call this)."""
         assert self.run_dir is not None
+        rng_states = distributed.all_gather_object(capture_rng_state())
+        if not self._writes:
+            return
         save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
             "epoch": state.epoch,
             "model": self.model.state_dict(),
@@ -386,7 +412,8 @@ class Trainer:
             "best_metrics": state.best_metrics,
             "epochs_since_improvement": state.epochs_since_improvement,
             "history": state.history,
-            "rng_state": capture_rng_state(),
+            "rng_state": rng_states[0],
+            **({"rng_state_by_rank": rng_states} if len(rng_states) > 1 else {}),
             "config": self.config.to_dict(),
         })
 
