@@ -205,6 +205,16 @@ def test_a_bad_line_in_a_shard_names_file_and_line(tmp_path, shards):
         _scan([shards[1], bad])
 
 
+def test_a_text_with_too_many_labels_stops_the_scan_as_in_memory_training_does(tmp_path):
+    many = tmp_path / "many.jsonl"
+    labels = [f"l{i}" for i in range(12)]
+    many.write_text(json.dumps({"text": "ok", "labels": ["a"]}) + "\n" + json.dumps({"text": "x", "labels": labels})
+                    + "\n", encoding="utf-8")
+    assert _scan([many]).n_examples == 2                                 # no limit given: read as it is
+    with pytest.raises(DataFormatError, match=r"many\.jsonl \(example 2\).*12 labels.*labels.max_per_text = 10"):
+        _scan([many], max_labels_per_text=10)
+
+
 def test_streaming_training_gives_a_working_model(tmp_path, shards, tiny_cfg, sample_examples, write_jsonl,
                                                   one_thread):
     from dataclasses import replace

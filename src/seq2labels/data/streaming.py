@@ -138,8 +138,12 @@ class ShardScan:
 
 def scan_shards(paths: Sequence[Path], *, tokenizer: RegexTokenizer, max_len: int, min_count: int,
                 max_vocab: int | None, label_order: str, seed: int, fmt: str | None = None,
-                encoding_errors: str = "strict", reader: ExampleReader = iter_examples) -> ShardScan:
-    """One streaming pass: word and label counts, examples per file; memory bounded by max_vocab."""
+                encoding_errors: str = "strict", reader: ExampleReader = iter_examples,
+                max_labels_per_text: int | None = None) -> ShardScan:
+    """One streaming pass: word and label counts, examples per file; memory bounded by max_vocab.
+    A text with more than ``max_labels_per_text`` labels stops it, as in-memory training does."""
+    from seq2labels.validation import check_label_counts
+
     capacity = COUNTER_FACTOR * max_vocab if max_vocab is not None else None
     words = BoundedCounter(capacity)
     labels: Counter[str] = Counter()
@@ -147,6 +151,8 @@ def scan_shards(paths: Sequence[Path], *, tokenizer: RegexTokenizer, max_len: in
     for path in paths:
         n = 0
         for example in reader(path, fmt, encoding_errors=encoding_errors):
+            if max_labels_per_text is not None:
+                check_label_counts([example], max_labels_per_text, f"{path} (example {n + 1})")
             words.update(tokenizer(example.text)[:max_len])
             labels.update(set(example.labels))
             n += 1
@@ -287,7 +293,8 @@ def scan_from_config(cfg) -> ShardScan:
     paths = expand_shards(cfg.data.train)
     scan = scan_shards(paths, tokenizer=RegexTokenizer(lowercase=cfg.text.lowercase), max_len=cfg.text.max_len,
                        min_count=cfg.text.min_count, max_vocab=cfg.text.max_vocab, label_order=cfg.labels.order,
-                       seed=cfg.train.seed, fmt=cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+                       seed=cfg.train.seed, fmt=cfg.data.format, encoding_errors=cfg.data.encoding_errors,
+                       max_labels_per_text=cfg.labels.max_per_text)
     log.info("streaming %d examples from %d shard(s)", scan.n_examples, len(paths))
     return scan
 
