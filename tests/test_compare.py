@@ -303,3 +303,10 @@ def test_a_method_can_override_the_tfidf_options():
     assert vectorizers[1].ngram_range == (1, 1) and vectorizers[1].max_features == 50 and vectorizers[1].min_df == 2
     with pytest.raises(ConfigError, match=r"methods\[0\].tfidf"):
         validate_config({**config, "methods": [{"name": "br", "tfidf": [1]}]})
+
+
+def test_a_partial_table_is_handed_over_after_every_method():
+    seen = []
+    table = run_comparison(_text_config(), on_row=lambda t: seen.append([r["method"] for r in t.rows]))
+    measured = [r["method"] for r in table.rows if not r.get("source")]
+    assert seen == [measured[: i + 1] for i in range(len(measured))]

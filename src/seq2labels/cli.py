@@ -235,9 +235,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .config import read_yaml
 
     config = read_yaml(args.config)
-    table = run_comparison(config, config_path=args.config, log=None if args.quiet else log.info)
+    stem = args.stem or f"compare_{config.get('name') or 'table'}"
+    partial = f"{stem}.partial"   # rewritten after every finished method; removed when the table is complete
+
+    def save_partial(table) -> None:
+        table.write(args.out, partial)
+
+    table = run_comparison(config, config_path=args.config, log=None if args.quiet else log.info, on_row=save_partial)
     stem = args.stem or f"compare_{table.name}"
     paths = table.write(args.out, stem)
+    for suffix in (".md", ".csv", ".json"):
+        (Path(args.out) / f"{partial}{suffix}").unlink(missing_ok=True)
     print(table.to_markdown())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -529,8 +529,12 @@ def _method_errors(dataset: str, method: str):
         raise ConfigError(f"{dataset}: method {method!r}: {exc}") from exc
 
 
-def run_comparison(config: dict, *, config_path: str | Path | None = None, log=None) -> ComparisonTable:
-    """Run every method of ``config`` on every data set; return the table (see the module docstring)."""
+def run_comparison(config: dict, *, config_path: str | Path | None = None, log=None,
+                   on_row=None) -> ComparisonTable:
+    """Run every method of ``config`` on every data set; return the table (see the module docstring).
+
+    ``on_row(table)`` is called after each measured row, so a long comparison can save what it has
+    (the table then lists only the finished methods)."""
     from .evaluation import cross_validate, train_test_evaluate
 
     datasets, methods = validate_config(config)
@@ -577,6 +581,9 @@ def run_comparison(config: dict, *, config_path: str | Path | None = None, log=N
             if log:
                 log(f"{d['name']}: {spec['label']}: micro-F1 {row['micro_f1']:.4f} ({row['wall_seconds']:.1f}s)")
             table.rows.append(row)
+            if on_row is not None:
+                table.provenance = provenance(data_files)
+                on_row(table)
     decode = str(config.get("sgm_decode", "beam5"))
     for p in config.get("include_results") or []:
         table.rows.extend(_result_rows(_resolve(p, base, "include_results"), decode))
