@@ -25,6 +25,7 @@ TRAIN_FLAGS = {
     "train_file": "data.train", "valid_file": "data.valid", "test_file": "data.test", "format": "data.format",
     "encoding_errors": "data.encoding_errors", "epochs": "train.epochs", "batch_size": "train.batch_size",
     "lr": "train.lr", "seed": "train.seed", "device": "train.device", "threads": "train.threads",
+    "precision": "train.precision",
     "loss": "train.loss", "patience": "train.patience", "label_order": "labels.order",
     "max_len": "text.max_len", "word_vectors": "text.word_vectors", "pretrain_embeddings": "text.pretrain_embeddings",
     "beam_size": "decode.beam_size",
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                   help="training autocast: bf16 (CPUs with AVX512-BF16/AMX, GPUs) or fp16 (GPUs); default fp32")
     p.add_argument("--loss", choices=["ce", "bce", "ce+bce"])
     p.add_argument("--patience", type=int)
     p.add_argument("--label-order", choices=["frequency", "alphabetical", "given", "random"])
@@ -174,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, help="torch CPU threads per worker")
     p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own copy of the model")
+    add_inference_args(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", parents=[common], help="export a model for another runtime (ONNX)",
@@ -346,7 +350,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_decode_args(args.beam_size, args.max_labels, None)
     _check_counts(args.batch_size)
     if args.match_labels or args.label_map:
-        _check_default_inference(args, "--match-labels/--label-map")
         return _cmd_evaluate_crossdata(args)
     if args.keep_unlabelled:
         raise ConfigError("--keep-unlabelled only applies with --match-labels or --label-map")
@@ -366,7 +369,8 @@ def _cmd_evaluate_crossdata(args: argparse.Namespace) -> int:
     report = evaluate_file(args.model, args.data, fmt=args.format, encoding_errors=args.encoding_errors,
                            match=args.match_labels or "name", label_map=args.label_map,
                            keep_unlabelled=args.keep_unlabelled, beam_size=args.beam_size,
-                           max_labels=args.max_labels, batch_size=args.batch_size, device=args.device)
+                           max_labels=args.max_labels, batch_size=args.batch_size, device=args.device,
+                           backend=args.backend, quantize=args.quantize, precision=args.precision)
     _print_metrics({**report.metrics, **report.counts()})
     if args.output:
         _write_json(Path(args.output), report.to_dict())
@@ -446,7 +450,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _check_decode_args(args.beam_size, args.top_k, args.min_labels)
     _check_counts(args.batch_size, args.chunk_size)
     if len(args.input) > 1 or args.processes != 1 or _launched_by_torchrun():
-        _check_default_inference(args, "several inputs or --processes")
         return _cmd_predict_files(args)
     generator = _load_for_inference(args)
     texts = iter_input_texts(args.input[0], args.format, args.encoding_errors)
@@ -477,7 +480,7 @@ def _cmd_predict_files(args: argparse.Namespace) -> int:
     job = PredictJob(model=args.model, inputs=tuple(args.input), format=args.format,
                      encoding_errors=args.encoding_errors, top_k=args.top_k, beam_size=args.beam_size,
                      min_labels=args.min_labels, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                     device=args.device)
+                     device=args.device, backend=args.backend, quantize=args.quantize, precision=args.precision)
     count = predict_files(job, args.output, processes=args.processes)
     log.info("predicted %d texts from %d file(s)", count, len(args.input))
     return 0
@@ -488,16 +491,15 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                    help="onnxruntime: decode with the ONNX export in MODEL/onnx (or one made in memory); "
                         "needs the onnx extra")
     p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization of the RNN and linear layers (CPU)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                   help="autocast while predicting (torch backend): bf16 on CPUs with AVX512-BF16/AMX or GPUs, "
+                        "fp16 on GPUs; default: the model's decode.precision")
 
 
 def _load_for_inference(args: argparse.Namespace):
     from .export import load_for_inference
-    return load_for_inference(args.model, device=args.device, backend=args.backend, quantize=args.quantize)
-
-
-def _check_default_inference(args: argparse.Namespace, mode: str) -> None:
-    if args.backend != "torch" or args.quantize:
-        raise ConfigError(f"--backend onnxruntime and --quantize are not supported with {mode} yet")
+    return load_for_inference(args.model, device=args.device, backend=args.backend, quantize=args.quantize,
+                              precision=args.precision)
 
 
 # ---- export ----------------------------------------------------------------------------

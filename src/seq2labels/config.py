@@ -84,6 +84,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False            # TensorBoard curves per epoch (needs the tensorboard extra)
     tensorboard_dir: str | None = None   # where; None = RUN_DIR/tensorboard
+    precision: str = "fp32"              # fp32 | bf16 (CPU with AVX512-BF16/AMX, or GPU) | fp16 (GPU): autocast
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class DecodeConfig:
     beam_size: int = 1
     max_labels: int = 10
     min_labels: int = 0                  # 1 = never predict an empty set
+    precision: str = "fp32"              # fp32 | bf16 | fp16: autocast while predicting (see seq2labels.precision)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ _CHOICES = {
     ("labels", "order"): ("frequency", "alphabetical", "given", "random"),
     ("model", "rnn_type"): ("lstm", "gru"),
     ("train", "loss"): ("ce", "bce", "ce+bce"),
+    ("train", "precision"): ("fp32", "bf16", "fp16"),
+    ("decode", "precision"): ("fp32", "bf16", "fp16"),
 }
 _MINIMUMS = {
     ("data", "stream_buffer"): 1, ("data", "stream_workers"): 0,
@@ -209,6 +213,8 @@ def _check_values(cfg: RunConfig) -> None:
     if cfg.train.tensorboard_dir and not cfg.train.tensorboard:
         raise ConfigError("train.tensorboard_dir is set but train.tensorboard is false: set "
                           "train.tensorboard: true (or pass --tensorboard)")
+    if cfg.train.precision == "fp16" and cfg.train.device.split(":")[0] == "cpu":
+        raise ConfigError("train.precision: fp16 autocast is a GPU mode (on the CPU it is slow); use bf16 on the CPU")
     if cfg.decode.min_labels > cfg.decode.max_labels:
         raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
                           f"({cfg.decode.max_labels})")

@@ -462,13 +462,15 @@ def evaluate_estimator(estimator, X, gold: Sequence[Sequence[str]], model_labels
 def evaluate_file(model_dir: str | Path, data_path: str | Path, *, fmt: str | None = None,
                   encoding_errors: str = "strict", match: str = "name", label_map: str | Path | None = None,
                   keep_unlabelled: bool = False, beam_size: int | None = None, max_labels: int | None = None,
-                  batch_size: int = 256, device: str = "cpu") -> CrossDataReport:
-    """What ``seq2labels evaluate MODEL DATA --match-labels/--label-map`` runs."""
+                  batch_size: int = 256, device: str = "cpu", backend: str = "torch",
+                  quantize: str | None = None, precision: str | None = None) -> CrossDataReport:
+    """What ``seq2labels evaluate MODEL DATA --match-labels/--label-map`` runs (with the inference
+    options of seq2labels.export.load_for_inference)."""
     from .data.readers import read_examples
-    from .io import load_model
+    from .export import load_for_inference
 
     mapping = read_label_map(label_map) if label_map is not None else None
-    generator = load_model(model_dir, device=device)
+    generator = load_for_inference(model_dir, device=device, backend=backend, quantize=quantize, precision=precision)
     examples = read_examples(data_path, fmt, encoding_errors=encoding_errors)
     beam = beam_size or generator.config.decode.beam_size
     report = evaluate_generator(generator, examples, match=match, mapping=mapping,

@@ -321,10 +321,11 @@ def backend_step_model(generator, backend: str, *, onnx_dir: str | Path | None =
 
 
 def load_for_inference(model_dir: str | Path, *, device: str = "cpu", backend: str = "torch",
-                       quantize: str | None = None):
+                       quantize: str | None = None, precision: str | None = None):
     """``load_model`` plus the inference options of ``predict``/``evaluate``: ``backend="onnxruntime"``
     uses MODEL/onnx when it exists (refusing a stale one) and otherwise exports in memory;
-    ``quantize="int8"`` quantizes the torch model. Both run on the CPU."""
+    ``quantize="int8"`` quantizes the torch model. Both run on the CPU. ``precision`` (torch
+    backend only) overrides the model's ``decode.precision``."""
     from .io import load_model
 
     if backend not in BACKENDS:
@@ -334,7 +335,11 @@ def load_for_inference(model_dir: str | Path, *, device: str = "cpu", backend: s
         raise ConfigError(f"{what} runs on the CPU; drop --device {device}")
     if backend != "torch" and quantize:
         raise ConfigError("choose one of --backend onnxruntime and --quantize")
+    if precision not in (None, "fp32") and (backend != "torch" or quantize):
+        raise ConfigError(f"--precision {precision} needs the torch backend without --quantize")
     generator = load_model(model_dir, device=device)
+    if precision is not None:
+        generator.with_precision(precision)
     if quantize:
         return generator.quantize(quantize)
     if backend == "onnxruntime":

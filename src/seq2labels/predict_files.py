@@ -49,6 +49,9 @@ class PredictJob:
     batch_size: int = 256
     chunk_size: int = 4096
     device: str = "cpu"
+    backend: str = "torch"               # the inference options of single-file predict
+    quantize: str | None = None
+    precision: str | None = None
 
 
 def _check_job(job: PredictJob) -> None:
@@ -83,9 +86,10 @@ def predict_part(job: PredictJob, part: int, parts: int, out: TextIO,
     Returns the texts predicted and the length of every chunk of the job (this part's and
     the others'), which is what the merge needs to put the parts back in order.
     """
-    from .io import load_model
+    from .export import load_for_inference
 
-    generator = load_model(job.model, device=device or job.device)
+    generator = load_for_inference(job.model, device=device or job.device, backend=job.backend,
+                                   quantize=job.quantize, precision=job.precision)
     count, lengths = 0, []
     for k, chunk in enumerate(iter_job_chunks(job)):
         lengths.append(len(chunk))

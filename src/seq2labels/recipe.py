@@ -65,6 +65,7 @@ class LabelGenerator:
         self.step_model = None               # what decoding runs instead of ``model`` (see with_backend)
         self.backend = "torch"
         self.quantized: str | None = None    # "int8" for a copy made by quantize()
+        self.precision = config.decode.precision  # autocast while decoding (see with_precision)
         self.data_summary: dict | None = None  # training data counts and checksums, for the model card
 
     @property
@@ -80,12 +81,29 @@ class LabelGenerator:
         from .export import backend_step_model
         self.step_model = backend_step_model(self, backend, onnx_dir=onnx_dir, threads=threads)
         self.backend = backend
+        if self.step_model is not None:
+            self.precision = "fp32"          # ONNX Runtime runs the exported float32 graphs
         return self
 
     def quantize(self, dtype: str = "int8") -> "LabelGenerator":
         """A copy with dynamically quantized LSTM/GRU/Linear layers, for CPU inference (see seq2labels.quantize)."""
         from .quantize import quantize_generator
-        return quantize_generator(self, dtype)
+        quantized = quantize_generator(self, dtype)
+        quantized.precision = "fp32"         # int8 kernels take float32 activations
+        return quantized
+
+    def with_precision(self, precision: str) -> "LabelGenerator":
+        """Decode under ``"bf16"``/``"fp16"`` autocast, or ``"fp32"``; torch backend, float model only."""
+        self.precision = self._checked_precision(precision)
+        return self
+
+    def _checked_precision(self, precision: str) -> str:
+        from .precision import check_precision
+        check_precision(precision, self.device)
+        if precision != "fp32" and (self.step_model is not None or self.quantized):
+            what = f"the {self.backend} backend" if self.step_model is not None else f"an {self.quantized} model"
+            raise ConfigError(f"precision {precision!r} needs the torch backend and a float model, not {what}")
+        return precision
 
     def to(self, device: str | torch.device) -> "LabelGenerator":
         if self.quantized and torch.device(device).type != "cpu":
@@ -99,11 +117,11 @@ class LabelGenerator:
 
     def predict(self, texts: Sequence[str], *, beam_size: int | None = None, max_labels: int | None = None,
                 min_labels: int | None = None, batch_size: int = 256,
-                return_attention: bool = False) -> list[Prediction]:
+                return_attention: bool = False, precision: str | None = None) -> list[Prediction]:
         texts = _check_texts(texts)
         encoded = self.encode_texts(texts)
         rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
-                                   batch_size=batch_size, return_attention=return_attention)
+                                   batch_size=batch_size, return_attention=return_attention, precision=precision)
         predictions = []
         for i, row in enumerate(rows):
             pred = Prediction(labels=self.label_vocab.decode(row["ids"]), probabilities=row["probs"],
@@ -122,8 +140,14 @@ class LabelGenerator:
     @torch.inference_mode()
     def decode_encoded(self, encoded: EncodedDataset, *, beam_size: int | None = None,
                        max_labels: int | None = None, min_labels: int | None = None, batch_size: int = 256,
-                       return_attention: bool = False) -> list[dict]:
-        """Decode a whole encoded data set in length-sorted batches; rows come back in input order."""
+                       return_attention: bool = False, precision: str | None = None) -> list[dict]:
+        """Decode a whole encoded data set in length-sorted batches; rows come back in input order.
+
+        ``precision`` (default: ``self.precision``) autocasts encoding and decoding to bf16/fp16."""
+        from .allocator import keep_freed_memory
+        from .precision import autocast
+
+        keep_freed_memory()
         dec = self.config.decode
         beam_size = dec.beam_size if beam_size is None else beam_size
         max_labels = dec.max_labels if max_labels is None else max_labels
@@ -131,6 +155,7 @@ class LabelGenerator:
         if beam_size < 1 or max_labels < 1 or not 0 <= min_labels <= max_labels:
             raise ConfigError(f"decoding needs beam_size >= 1, max_labels >= 1 and 0 <= min_labels <= max_labels; "
                               f"got beam_size={beam_size}, max_labels={max_labels}, min_labels={min_labels}")
+        precision = self._checked_precision(self.precision if precision is None else precision)
         was_training = self.model.training
         self.model.eval()
         rows: list[dict | None] = [None] * len(encoded)
@@ -139,8 +164,9 @@ class LabelGenerator:
             for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
                 batch = collate(encoded, idx).to(self.device)
                 step_model = self.model if self.step_model is None else self.step_model
-                out = decode(step_model, batch.src, batch.src_lengths, beam_size=beam_size,
-                             max_labels=max_labels, min_labels=min_labels, return_attention=return_attention)
+                with autocast(self.device, precision):
+                    out = decode(step_model, batch.src, batch.src_lengths, beam_size=beam_size,
+                                 max_labels=max_labels, min_labels=min_labels, return_attention=return_attention)
                 for r, row in enumerate(_split_rows(out, batch, return_attention)):
                     rows[int(batch.index[r])] = row
         finally:
@@ -149,19 +175,20 @@ class LabelGenerator:
 
     def evaluate(self, examples: Sequence[Example], *, beam_size: int | None = None,
                  max_labels: int | None = None, min_labels: int | None = None,
-                 batch_size: int = 256) -> dict[str, float]:
+                 batch_size: int = 256, precision: str | None = None) -> dict[str, float]:
         """All metrics on labelled examples; labels unseen in training count as misses."""
         examples = check_examples(examples)
         encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
         gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
         return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
-                                     min_labels=min_labels, batch_size=batch_size)
+                                     min_labels=min_labels, batch_size=batch_size, precision=precision)
 
     def evaluate_encoded(self, encoded: EncodedDataset, gold: Sequence[Sequence[str]], *,
                          beam_size: int | None = None, max_labels: int | None = None,
-                         min_labels: int | None = None, batch_size: int = 256) -> dict[str, float]:
+                         min_labels: int | None = None, batch_size: int = 256,
+                         precision: str | None = None) -> dict[str, float]:
         rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
-                                   batch_size=batch_size)
+                                   batch_size=batch_size, precision=precision)
         predicted = [self.label_vocab.decode(row["ids"]) for row in rows]
         # Unseen gold labels get their columns here, as evaluate_label_lists would add them, but
         # without its warning: encode_dataset already warned once, naming them (the validation
@@ -312,7 +339,7 @@ def trainer_config(cfg: RunConfig) -> TrainerConfig:
     return TrainerConfig(max_epochs=t.epochs, patience=t.patience, lr=t.lr, weight_decay=t.weight_decay,
                          lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps, grad_clip=t.grad_clip,
                          monitor="micro_f1", mode="max", seed=t.seed, device=distributed.local_device(t.device),
-                         progress=t.progress)
+                         progress=t.progress, precision=t.precision)
 
 
 @dataclass
@@ -373,6 +400,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
     batches (``train.batch_size`` is per process); only rank 0 writes ``run_dir``. With
     ``data.streaming`` the training set is read shard by shard, never held in memory.
     """
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.tensorboard:  # a missing extra stops the run before any data is read
@@ -414,7 +444,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
     valid_gold = [_gold_in_training_order(ex.labels, label_vocab) for ex in valid_examples]
 
     def evaluate_fn(net: SGM) -> dict[str, float]:
-        return generator.evaluate_encoded(valid_set, valid_gold, beam_size=1)
+        return generator.evaluate_encoded(valid_set, valid_gold, beam_size=1, precision=cfg.train.precision)
 
     if run_dir is not None:
         run_dir = Path(run_dir)

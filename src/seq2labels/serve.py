@@ -477,18 +477,22 @@ class ServerOptions:
     device: str = "cpu"
     workers: int = 1
     threads: Optional[int] = None    # torch intra-op threads per worker
+    backend: str = "torch"           # inference options, as for predict (seq2labels.export.load_for_inference)
+    quantize: Optional[str] = None
+    precision: Optional[str] = None
     settings: ServeSettings = field(default_factory=ServeSettings)
 
 
 def load_for_serving(options: ServerOptions):
     """Load the model (one line of error if the folder or device is wrong) and build the app."""
-    from .io import load_model
+    from .export import load_for_inference
 
     _check_device(options.device)
     if options.threads:
         import torch
         torch.set_num_threads(options.threads)
-    generator = load_model(options.model, device=options.device)
+    generator = load_for_inference(options.model, device=options.device, backend=options.backend,
+                                   quantize=options.quantize, precision=options.precision)
     return create_app(generator, options.settings)
 
 
@@ -542,7 +546,9 @@ def options_from_args(args: Any) -> ServerOptions:
     names = ("max_texts", "max_chars", "max_body_bytes", "timeout", "beam_size", "batch_size")
     settings = ServeSettings(model_name=_model_name(args.model), **{name: getattr(args, name) for name in names})
     return ServerOptions(model=args.model, host=args.host, port=args.port, device=args.device,
-                         workers=args.workers, threads=args.threads, settings=settings)
+                         workers=args.workers, threads=args.threads, backend=getattr(args, "backend", "torch"),
+                         quantize=getattr(args, "quantize", None), precision=getattr(args, "precision", None),
+                         settings=settings)
 
 
 def _model_name(path: str) -> str:

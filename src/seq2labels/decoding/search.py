@@ -53,7 +53,10 @@ class StepModel(Protocol):
 
         prev_labels (N,) long; forbidden (N, V) bool = labels that must get -inf before the
         softmax (the SGM masked softmax). Returns (log_probs (N, V), new_state,
-        attention (N, src_time)).
+        attention (N, src_time)). ``static`` has N rows, or one row per example when the
+        model sets ``static_per_example = True``: then the N state rows are ``N / n``
+        consecutive hypotheses per example, and beam search never copies the encoder outputs
+        once per hypothesis.
         """
         ...
 
@@ -282,10 +285,11 @@ class _Layout:
 
 
 def _shrink_layout(layout: _Layout, hyps: BeamState, beam_size: int, static: dict[str, Tensor],
-                   state: dict[str, Tensor], keep_fraction: float
+                   state: dict[str, Tensor], keep_fraction: float, static_per_example: bool = False
                    ) -> tuple[_Layout, dict[str, Tensor], dict[str, Tensor]]:
     """Drop finished examples' rows from the model's batch when at most ``keep_fraction``
-    of its rows would remain (the gather copies the encoder memory, so not every step)."""
+    of its rows would remain (the gather copies the encoder memory, so not every step).
+    ``static_per_example``: static holds one row per example instead of one per hypothesis."""
     open_examples = ~hyps.finished.reshape(-1, beam_size).all(dim=1)   # (batch,)
     keep = open_examples.repeat_interleave(beam_size)[layout.rows]     # (L,)
     kept = int(keep.sum())
@@ -295,7 +299,8 @@ def _shrink_layout(layout: _Layout, hyps: BeamState, beam_size: int, static: dic
     rows = layout.rows.index_select(0, index)                          # (L',)
     position = torch.full_like(layout.position, -1)                    # (batch*beam,)
     position[rows] = torch.arange(rows.numel(), device=rows.device)
-    return _Layout(rows, position), _select_rows(static, index), _select_rows(state, index)
+    static_index = keep.reshape(-1, beam_size)[:, 0].nonzero().squeeze(1) if static_per_example else index
+    return _Layout(rows, position), _select_rows(static, static_index), _select_rows(state, index)
 
 
 def _model_step(model: StepModel, hyps: BeamState, state: dict[str, Tensor],
@@ -314,6 +319,11 @@ def _model_step(model: StepModel, hyps: BeamState, state: dict[str, Tensor],
         log_probs = log_probs.new_full((rows, log_probs.size(1)), NEG_INF).index_copy(0, layout.rows, log_probs)
         attention = attention.new_zeros((rows, attention.size(1))).index_copy(0, layout.rows, attention)
     return log_probs, state, attention                                 # (rows, V), ..., (rows, src_time)
+
+
+def _static_per_example(model: StepModel) -> bool:
+    """Whether ``model.step`` takes static tensors with one row per example (see StepModel)."""
+    return bool(getattr(model, "static_per_example", False))
 
 
 def _repeat_rows(tensors: dict[str, Tensor], times: int) -> dict[str, Tensor]:
@@ -405,8 +415,10 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
                 n_best: int = 1, compact: bool = True) -> DecodeOutput:
     """Batched beam search; returns the highest-log-probability finished hypothesis.
 
-    All examples decode together as ``batch * beam`` rows: static tensors are repeated once,
-    the decoder state follows each hypothesis' parent every step. Decoding stops once every
+    All examples decode together as ``batch * beam`` rows: the decoder state follows each
+    hypothesis' parent every step; static tensors are shared by an example's hypotheses
+    (models with ``static_per_example``) or repeated once. The first step runs once per
+    example (see :func:`_first_step`). Decoding stops once every
     hypothesis has finished or can no longer win (see :func:`_prune_hopeless`), at the latest
     after ``max_labels`` steps. ``label_scores`` follow the
     best hypothesis. Only ``n_best=1`` is supported (DecodeOutput holds one sequence per
@@ -415,13 +427,19 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
     """
     _check_limits(max_labels, min_labels, beam_size, n_best)
     batch = src_lengths.size(0)
+    num_outputs = _num_outputs(model)
+    shared = _static_per_example(model)
     static, state = model.start(src, src_lengths)
-    static, state = _repeat_rows(static, beam_size), _repeat_rows(state, beam_size)
-    hyps = _initial_state(batch, beam_size, _num_outputs(model), src.size(1), src.device,
-                          return_attention)
+    log_probs, state, attention = _first_step(model, static, state, batch, num_outputs, min_labels, src)
+    log_probs, attention = log_probs.repeat_interleave(beam_size, 0), attention.repeat_interleave(beam_size, 0)
+    state = _repeat_rows(state, beam_size)
+    if not shared:
+        static = _repeat_rows(static, beam_size)
+    hyps = _initial_state(batch, beam_size, num_outputs, src.size(1), src.device, return_attention)
     layout = _Layout.full(batch * beam_size, src.device)
-    for _ in range(max_labels):
-        log_probs, state, attention = _model_step(model, hyps, state, static, min_labels, layout)  # (batch*beam, V)
+    for step in range(max_labels):
+        if step:
+            log_probs, state, attention = _model_step(model, hyps, state, static, min_labels, layout)  # (batch*beam, V)
         new_scores, parent, token = beam_step(log_probs, hyps.scores, hyps.finished, beam_size)  # (batch*beam,) x3
         hyps = _advance(hyps, parent, token, new_scores, log_probs, attention, max_labels)
         hyps = _prune_hopeless(hyps, beam_size)
@@ -430,8 +448,22 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
         # Parents stay within their example, so every computed row's parent was computed too.
         state = _select_rows(state, layout.position.index_select(0, parent.index_select(0, layout.rows)))
         if compact:
-            layout, static, state = _shrink_layout(layout, hyps, beam_size, static, state, COMPACT_KEEP_FRACTION)
+            layout, static, state = _shrink_layout(layout, hyps, beam_size, static, state, COMPACT_KEEP_FRACTION,
+                                                   static_per_example=shared)
     return _finalize(hyps, _best_rows(hyps, beam_size), return_attention)
+
+
+def _first_step(model: StepModel, static: dict[str, Tensor], state: dict[str, Tensor], batch: int,
+                num_outputs: int, min_labels: int, src: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """The first decoder step on one row per example.
+
+    Every beam slot of an example starts from the same empty hypothesis (same state, BOS, same
+    mask), so the model's first outputs are equal across slots: computing them once and
+    copying saves ``(beam - 1) / beam`` of the first step, which is most of the work when
+    label sets are short. Returns (log_probs (batch, V), state, attention (batch, src_time)).
+    """
+    first = _initial_state(batch, 1, num_outputs, src.size(1), src.device, False)
+    return _model_step(model, first, state, static, min_labels, _Layout.full(batch, src.device))
 
 
 def decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int = 1,

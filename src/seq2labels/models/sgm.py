@@ -134,6 +134,13 @@ class Encoder(nn.Module):
         return memory, mask
 
 
+# The energy tensor (examples, group, time, hidden) is built, squashed and projected a slice of
+# examples at a time, each slice about this many floats (1 MiB): it stays in the CPU cache
+# instead of making three trips through memory, and no allocation is large enough for malloc
+# to hand it back to the kernel. One slice when the whole tensor is smaller.
+ENERGY_CHUNK_ELEMENTS = 1 << 18
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau-style attention: score = v^T tanh(W_q q + W_k k), as in SGM."""
 
@@ -143,19 +150,55 @@ class AdditiveAttention(nn.Module):
         self.key = nn.Linear(key_dim, hidden)
         self.v = nn.Linear(hidden, 1, bias=False)
 
+    def _scores(self, keys: Tensor, q: Tensor) -> Tensor:
+        """v^T tanh(k + q) for a slice of the examples: keys (m, time, hidden), q (m, group, hidden)."""
+        energy = (keys[:, None] + q[:, :, None]).tanh_()                 # (m, group, time, hidden)
+        with torch.autocast(energy.device.type, enabled=False):
+            return self.v(energy).squeeze(-1)                            # (m, group, time)
+
     def project_keys(self, memory: Tensor) -> Tensor:
         """Computed once per batch: the keys do not change across decoder steps."""
         return self.key(memory)                                          # (batch, time, hidden)
 
     def forward(self, query: Tensor, keys: Tensor, memory: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        scores = self.v(torch.tanh(keys + self.query(query)[:, None, :])).squeeze(-1)  # (batch, time)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)                          # (batch, time)
-        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)     # (batch, mem)
-        return context, weights
+        """query (N, q) with N = n * group: ``group`` consecutive queries (an example's beam
+        hypotheses) attend over the same keys, memory and mask (n rows each), so beam search
+        needs no per-hypothesis copy of the encoder outputs.
+
+        The energy (the decoder's largest tensor) stays in float32 even under bf16 autocast:
+        on CPUs bf16 tanh is several times slower than float32 tanh, and the scores keep
+        their precision."""
+        n, time, hidden = keys.shape
+        q = at_least_float32(self.query(query)).view(n, -1, hidden)      # (n, group, hidden)
+        keys = at_least_float32(keys)                                    # (n, time, hidden)
+        step = max(1, ENERGY_CHUNK_ELEMENTS // (q.size(1) * time * hidden))
+        if n <= step or torch.jit.is_tracing():                           # an export traces one piece for any n
+            scores = self._scores(keys, q)                               # (n, group, time)
+        else:
+            scores = torch.cat([self._scores(keys[i:i + step], q[i:i + step]) for i in range(0, n, step)])
+        scores = scores.masked_fill(~mask[:, None], float("-inf"))
+        weights = torch.softmax(at_least_float32(scores), dim=-1)        # (n, group, time)
+        context = torch.bmm(weights.to(memory.dtype), memory)            # (n, group, mem)
+        return context.reshape(-1, memory.size(-1)), weights.reshape(-1, time)  # (N, mem), (N, time)
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """Softmax and log-probabilities in float32 at least: under bf16/fp16 autocast the scores
+    would otherwise be normalised in 8 bits of mantissa."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def per_hypothesis(x: Tensor, rows: int) -> Tensor:
+    """A per-example tensor (n, ...) repeated for each of the ``rows / n`` hypotheses of its example."""
+    group = rows // x.size(0)
+    return x if group == 1 else x.repeat_interleave(group, dim=0)       # (rows, ...)
 
 
 class SGM(nn.Module):
+    # ``step`` takes static tensors with one row per example and state with any whole number of
+    # consecutive rows (hypotheses) per example; see seq2labels.decoding.search.StepModel.
+    static_per_example = True
+
     def __init__(self, cfg: SGMConfig):
         super().__init__()
         self.config = cfg
@@ -183,7 +226,7 @@ class SGM(nn.Module):
         if self.config.bag_of_words:
             static["bow_logits"] = self._bag_of_words_logits(src, mask)      # (batch, V)
         if self.attention is not None:
-            static["keys"] = self.attention.project_keys(memory)         # (batch, time, hidden)
+            static["keys"] = at_least_float32(self.attention.project_keys(memory))  # (batch, time, hidden)
         else:
             static["pooled"] = pooled
         batch = src.size(0)
@@ -203,17 +246,18 @@ class SGM(nn.Module):
         """One decoder step; forbidden (N, V) bool gets -inf before the softmax."""
         x = self._decoder_input(prev_labels, state)                      # (N, label_emb)
         h, c = self.cell(torch.cat([x, state["context"]], dim=-1), (state["h"], state["c"]))  # (N, dec)
+        rows = h.size(0)
         if self.attention is not None:
             context, weights = self.attention(h, static["keys"], static["memory"], static["mask"])
         else:
-            context = static["pooled"]                                   # (N, mem)
-            mask = static["mask"].float()
+            context = per_hypothesis(static["pooled"], rows)             # (N, mem)
+            mask = per_hypothesis(static["mask"], rows).float()          # (N, time)
             weights = mask / mask.sum(1, keepdim=True).clamp(min=1)      # (N, time) uniform evidence
         hidden = torch.tanh(self.combine(torch.cat([h, context], dim=-1)))  # (N, dec)
         logits = self.output(self.dropout(hidden))                       # (N, V)
         if "bow_logits" in static:
-            logits = logits + static["bow_logits"]
-        logits = logits.masked_fill(forbidden, float("-inf"))
+            logits = logits + per_hypothesis(static["bow_logits"], rows)
+        logits = at_least_float32(logits).masked_fill(forbidden, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)                    # (N, V)
         new_state = {"h": h, "c": c, "context": context}
         if self.config.global_embedding:

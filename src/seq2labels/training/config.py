@@ -13,10 +13,11 @@ from seq2labels.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LR_SCHEDULES", "MODES", "TrainerConfig"]
+__all__ = ["LR_SCHEDULES", "MODES", "PRECISIONS", "TrainerConfig"]
 
 LR_SCHEDULES = ("none", "plateau", "linear", "cosine")
 MODES = ("max", "min")
+PRECISIONS = ("fp32", "bf16", "fp16")
 _MAX_SEED = 2**32 - 1  # NumPy's limit, the narrowest of the three generators we seed
 
 
@@ -27,6 +28,10 @@ class TrainerConfig:
     ``lr_schedule``: ``"none"``; ``"plateau"`` halves the learning rate when ``monitor``
     has not improved for one epoch; ``"linear"`` / ``"cosine"`` warm up linearly over
     ``warmup_steps`` optimizer steps and then decay to 0 at the end of ``max_epochs``.
+
+    ``precision``: ``"fp32"``; ``"bf16"`` / ``"fp16"`` run the forward pass under autocast
+    (weights and optimizer state stay float32); fp16 also scales the loss against gradient
+    underflow and needs a GPU, bf16 works on CPU too.
     """
 
     max_epochs: int = 20
@@ -41,6 +46,7 @@ class TrainerConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -83,6 +89,19 @@ def _check_device(value: Any) -> None:
         _fail("device", "is not a valid torch device string", value)
 
 
+def _check_precision(precision: Any, device: str) -> None:
+    """Refuse a precision the device cannot use when the config is built, not hours later."""
+    _check_choice("precision", precision, PRECISIONS)
+    kind = torch.device(device).type
+    if precision == "fp16" and kind == "cpu":
+        _fail("precision", f"must be 'bf16' or 'fp32' on device {device!r} (fp16 autocast on the CPU is slow "
+              "and gains nothing; use precision='bf16' on CPU)", precision)
+    # Without CUDA at all, moving the model to the device fails later with the clearer message.
+    if precision == "bf16" and kind == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        _fail("precision", f"must be 'fp16' or 'fp32' on device {device!r}: this GPU "
+              f"({torch.cuda.get_device_name(torch.device(device))}) does not support bfloat16", precision)
+
+
 def _validate(config: TrainerConfig) -> None:
     """Check every field; the error names the field so config files are easy to fix."""
     _check_int("max_epochs", config.max_epochs, 1)
@@ -102,5 +121,6 @@ def _validate(config: TrainerConfig) -> None:
     _check_device(config.device)
     if not isinstance(config.progress, bool):
         _fail("progress", "must be True or False", config.progress)
+    _check_precision(config.precision, config.device)
     if config.warmup_steps and config.lr_schedule not in ("linear", "cosine"):
         logger.warning("warmup_steps=%d is ignored with lr_schedule=%r", config.warmup_steps, config.lr_schedule)

@@ -3,9 +3,10 @@
 The loop knows nothing about any model: the caller supplies how to compute a loss for
 a batch (``loss_fn``), how to score the model (``evaluate_fn``) and the batches of each
 epoch (``make_batches``). The loop owns the rest: the optimizer and learning-rate
-schedule, gradient clipping, early stopping on a monitored metric, keeping the best
-weights, a metrics log, and checkpoints from which an interrupted run continues
-exactly as if it had never stopped (bit for bit on CPU).
+schedule, gradient clipping, mixed precision (``TrainerConfig.precision``), early
+stopping on a monitored metric, keeping the best weights, a metrics log, and checkpoints
+from which an interrupted run continues exactly as if it had never stopped (bit for bit
+on CPU).
 
 Epochs are numbered from 1; ``make_batches(epoch)`` gets that number. Derive any
 shuffling from the seed and the epoch (not from global random state) so a resumed
@@ -14,6 +15,7 @@ run sees the same batches.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -65,6 +67,10 @@ OnEpochEnd = Callable[[dict], None]
 
 # Config fields whose change on resume alters the per-step schedule's shape.
 _SCHEDULE_SHAPE_FIELDS = ("max_epochs", "warmup_steps")
+# What the forward pass is autocast to; fp32 runs without autocast, exactly as before it existed.
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Checkpoints written before TrainerConfig.precision existed trained in float32.
+_DEFAULT_PRECISION = "fp32"
 
 
 @dataclass
@@ -141,11 +147,14 @@ def _plain_metric(name: str, value: Any) -> float | int | str | bool:
 
 
 def _loss_value(loss: Any, epoch: int, step: int) -> float:
-    """The loss as a float, refusing non-scalars and NaN/inf before they reach the weights."""
+    """The loss as a float, refusing non-scalars and NaN/inf before they reach the weights.
+
+    Read in float32 whatever dtype autocast left the loss in, so logs do not depend on it.
+    """
     if not isinstance(loss, Tensor) or loss.numel() != 1:
         shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
         raise TypeError(f"loss_fn must return a scalar tensor, got {shape} at epoch {epoch}, step {step}")
-    value = loss.item()
+    value = loss.detach().to(torch.float32).item()
     if not math.isfinite(value):
         raise FloatingPointError(f"loss is {value} at epoch {epoch}, step {step} (1-based); "
                                  "stopping instead of training on it")
@@ -208,6 +217,7 @@ class Trainer:
         self._best_weights: dict[str, Tensor] | None = None
         self._warned_step_count = False
         self._train_model: nn.Module = model  # the DDP wrapper in a multi-process run
+        self._scaler: torch.amp.GradScaler | None = None  # fp16 only, rebuilt by each fit
 
     @property
     def _writes(self) -> bool:
@@ -232,6 +242,7 @@ class Trainer:
         self._best_weights = None
         optimizer = build_optimizer(trainable_parameters(self.model), self.config)
         scheduler = build_scheduler(optimizer, self.config, self._steps_for_schedule())
+        self._scaler = self._build_scaler()
 
         checkpoint = self._find_checkpoint() if resume else None
         if checkpoint is None:
@@ -305,22 +316,54 @@ class Trainer:
         return total / steps, lr
 
     def _train_step(self, batch: Any, optimizer: Optimizer, epoch: int, step: int) -> float:
-        """One optimizer step: loss, finiteness check, backward, clipping, update."""
+        """One optimizer step: loss (autocast in bf16/fp16), finiteness check, backward
+        (outside autocast, as PyTorch recommends), clipping, update."""
         batch = _move_to_device(batch, self.device)
         optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self._train_model, batch)
+        with self._autocast():
+            loss = self.loss_fn(self._train_model, batch)
         value = _loss_value(loss, epoch, step)
-        loss.backward()
+        if self._scaler is None:
+            loss.backward()
+        else:
+            self._scaler.scale(loss).backward()
         if self.config.grad_clip is not None:
             self._clip_gradients(optimizer, epoch, step)
-        optimizer.step()
+        self._optimizer_step(optimizer)
         return value
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast for bf16/fp16; fp32 gets no context at all, so it stays bit for bit as it was."""
+        dtype = _AUTOCAST_DTYPES.get(self.config.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _build_scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none."""
+        if self.config.precision != "fp16":
+            return None
+        return torch.amp.GradScaler(self.device.type)
+
+    def _optimizer_step(self, optimizer: Optimizer) -> None:
+        """Plain step, or the scaler's: it skips a step whose gradients overflowed and lowers its scale."""
+        if self._scaler is None:
+            optimizer.step()
+            return
+        self._scaler.step(optimizer)
+        self._scaler.update()
+
     def _clip_gradients(self, optimizer: Optimizer, epoch: int, step: int) -> None:
-        """Clip, and refuse to apply gradients that overflowed despite a finite loss."""
+        """Clip the true (unscaled) gradients, and refuse to apply gradients that overflowed
+        despite a finite loss; in fp16 such a step is routine and the scaler skips it."""
+        if self._scaler is not None:
+            self._scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         if not torch.isfinite(norm):
+            if self._scaler is not None:
+                logger.debug("gradient overflow at epoch %d, step %d; fp16 step skipped", epoch, step)
+                return
             raise FloatingPointError(f"gradient norm is {norm.item()} at epoch {epoch}, step {step} (1-based)")
 
     def _check_step_count(self, epoch: int, steps: int) -> None:
@@ -415,6 +458,7 @@ class Trainer:
             "rng_state": rng_states[0],
             **({"rng_state_by_rank": rng_states} if len(rng_states) > 1 else {}),
             "config": self.config.to_dict(),
+            "grad_scaler": self._scaler.state_dict() if self._scaler is not None else None,
         })
 
     def _find_checkpoint(self) -> dict[str, Any] | None:
@@ -434,6 +478,7 @@ class Trainer:
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
+        self._restore_scaler(checkpoint.get("grad_scaler"))
         state = _RunState(
             best_score=float(checkpoint["best_score"]),
             epoch=int(checkpoint["epoch"]),
@@ -447,8 +492,20 @@ class Trainer:
             self._best_weights = load_best_weights(self.run_dir / BEST_WEIGHTS_NAME, state.best_epoch)
         return state
 
+    def _restore_scaler(self, saved: Mapping[str, Any] | None) -> None:
+        """Continue with the interrupted run's loss scale (the next steps depend on it); a run
+        that was not fp16 before has none, and this one starts from the default scale."""
+        if self._scaler is not None and saved:
+            self._scaler.load_state_dict(dict(saved))
+
     def _check_config_changes(self, saved: Mapping[str, Any]) -> None:
-        """Refuse changes a resume cannot honour; report the others."""
+        """Refuse changes a resume cannot honour; report the others.
+
+        A precision change is allowed (weights and optimizer state are float32 in every
+        precision, so e.g. a run that overflows in fp16 can go on in bf16), with a warning
+        that the run no longer reproduces an uninterrupted one.
+        """
+        saved = {"precision": _DEFAULT_PRECISION, **saved}
         current = self.config.to_dict()
         changed = {key: (saved.get(key), value) for key, value in current.items() if saved.get(key) != value}
         if not changed:
@@ -461,6 +518,10 @@ class Trainer:
         if self.config.lr_schedule in PER_STEP_SCHEDULES and set(changed) & set(_SCHEDULE_SHAPE_FIELDS):
             logger.warning("the %s schedule is recomputed for the new settings; the learning rate will "
                            "differ from the interrupted run's plan", self.config.lr_schedule)
+        if "precision" in changed:
+            old, new = changed["precision"]
+            logger.warning("resuming in precision %r after training in %r: the numerics change, so the run "
+                           "will not reproduce an uninterrupted %r one", new, old, old)
 
     # --------------------------------------------------------------- result
 
