@@ -1,9 +1,13 @@
 """The speed suite's own machinery (benchmarks/speed.py): its peer encoders and switches must be
-what they claim, or the table compares the wrong things. No timing is asserted here."""
+what they claim, or the table compares the wrong things; a --quick run must produce every table
+(fp32 and bf16 rows, the decoding switches, both malloc settings) and older result files must still
+render. No timing is asserted here."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -115,3 +119,152 @@ def test_switch_table_starts_with_the_default_and_changes_one_thing_per_row(spee
             changed = {k for k in options if options[k] != default[k]}
             assert len(changed) == 1 or (switch == "early stop" and changed == {"early_stop", "decode_kw"})
         assert any(o["decode_kw"] == {"compact": False} for _, _, o in rows) == has_compact
+        settings = {(switch, setting) for switch, setting, _ in rows}
+        assert {("precision", "bf16 autocast"), ("encoder outputs", "copied per hypothesis (static_per_example off)"),
+                ("attention energy", "one piece (no slicing)")} <= settings
+
+
+def test_counting_model_can_hide_shared_static_and_changes_no_answer(speed):
+    class StaticRows(speed.CountingStepModel):
+        """Also notes the most rows any static tensor had at a step."""
+
+        most = 0
+
+        def step(self, prev_labels, state, static, forbidden):
+            self.most = max(self.most, static["mask"].shape[0])
+            return super().step(prev_labels, state, static, forbidden)
+
+    model = _tiny_sgm(1)                                             # decodes 5 labels per text
+    src, lengths = _batch()
+    shared, copied = StaticRows(model), StaticRows(model, share_static=False)
+    assert shared.static_per_example and not copied.static_per_example
+    with torch.inference_mode():
+        a = decode(shared, src, lengths, beam_size=3, max_labels=5, compact=False)
+        b = decode(copied, src, lengths, beam_size=3, max_labels=5, compact=False)
+    assert shared.most == 4 and copied.most == 4 * 3                 # one row per example / per hypothesis
+    assert torch.equal(a.sequences, b.sequences) and torch.allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_energy_in_one_piece_is_undone_and_changes_no_answer(speed, monkeypatch):
+    from seq2labels.models import sgm
+
+    monkeypatch.setattr(sgm, "ENERGY_CHUNK_ELEMENTS", 1)             # the tiny model: one example per slice
+    model = _tiny_sgm(3)
+    src, lengths = _batch()
+    with torch.inference_mode():
+        sliced = decode(model, src, lengths, beam_size=3, max_labels=5)
+        with speed.energy_in_one_piece():
+            assert sgm.ENERGY_CHUNK_ELEMENTS == speed.ONE_PIECE
+            whole = decode(model, src, lengths, beam_size=3, max_labels=5)
+    assert sgm.ENERGY_CHUNK_ELEMENTS == 1
+    assert torch.equal(sliced.sequences, whole.sequences) and torch.allclose(sliced.scores, whole.scores, atol=1e-5)
+
+
+def test_training_variants_are_the_six_fp32_ones_and_two_bf16(speed):
+    fp32 = [v for v in speed.TRAIN_VARIANTS if v[2] == "fp32"]
+    assert sorted(fp32) == sorted((e, o, "fp32") for e in speed.ENCODERS for o in speed.ORDERS)
+    assert [v for v in speed.TRAIN_VARIANTS if v[2] == "bf16"] == [("ours", "bucketed", "bf16"),
+                                                                    ("padded", "random", "bf16")]
+    assert speed.PLAIN_PADDED in speed.TRAIN_VARIANTS
+    assert speed._variant(["ours", "bucketed"]) == ("ours", "bucketed", "fp32")   # older specs
+
+
+def test_agreement_compares_bf16_with_fp32_and_batch_1_with_batch_256(speed):
+    def row(decoding, batch_size, precision, labels, f1):
+        return {"decoding": decoding, "batch_size": batch_size, "precision": precision, "labels": labels,
+                "micro_f1": f1, "docs": len(labels)}
+
+    rows = [row("beam5", 256, "fp32", [["a"], ["b"]], 0.5), row("beam5", 256, "bf16", [["a"], ["c"]], 0.25),
+            row("beam5", 1, "fp32", [["a"], ["b"]], 0.5), row("beam5", 1, "bf16", [["a"], ["b"]], 0.5)]
+    speed.add_agreement(rows)
+    assert rows[1]["same_as_fp32"] == "1/2" and rows[1]["micro_f1_minus_fp32"] == -0.25
+    assert rows[3]["same_as_fp32"] == "2/2" and rows[3]["same_as_batch_256"] == "1/2"
+    assert "same_as_fp32" not in rows[0] and rows[2]["same_as_batch_256"] == "2/2"
+
+
+def test_time_to_best_precision_option(speed):
+    assert speed.parse_args([]).time_to_best_precision == ["fp32"]
+    args = speed.parse_args(["--time-to-best", "--time-to-best-precision", "fp32", "bf16"])
+    assert args.time_to_best_precision == ["fp32", "bf16"]
+    with pytest.raises(SystemExit):
+        speed.parse_args(["--time-to-best-precision", "fp16"])
+
+
+def _as_old_format(record: dict) -> dict:
+    """A result as written before precisions and malloc settings were measured: fp32 rows without a
+    precision key, one measured time-to-best dict, one training-memory phase, no allocator section."""
+    def strip(value):
+        if isinstance(value, list):
+            return [strip(v) for v in value if not (isinstance(v, dict) and v.get("precision", "fp32") != "fp32")]
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "precision"}
+        return value
+
+    old = strip(copy.deepcopy(record))
+    old.pop("allocator", None)
+    measured = old["time_to_best"].get("measured")
+    if isinstance(measured, list):
+        old["time_to_best"]["measured"] = measured[0] if measured else None
+    memory = old.get("training_memory", {})
+    if "fp32" in memory:
+        old["training_memory"] = memory["fp32"]
+    return old
+
+
+def test_result_files_render_in_both_formats(speed, tmp_path):
+    files = sorted(speed.RESULTS.glob("speed_*.json"))
+    if not files:
+        pytest.skip("no speed results recorded")
+    for path in files:
+        record = json.loads(path.read_text())
+        (tmp_path / path.name).write_text(json.dumps(record))
+        (tmp_path / path.name.replace("speed_", "speed_old-")).write_text(json.dumps(_as_old_format(record)))
+    text = speed.summary_markdown(tmp_path)
+    assert "## Targets (Reuters-21578, issue 6)" in text or "reuters21578" not in text
+    assert text.count("### Training throughput") == 2 * len(files)
+
+
+def _can_run_quick(speed) -> bool:
+    return speed.model_dir("reuters21578").exists() and "test" in speed.data_files("reuters21578")
+
+
+def test_quick_run_has_bf16_rows_switch_rows_and_both_malloc_settings(speed, tmp_path):
+    if not _can_run_quick(speed):
+        pytest.skip("needs benchmarks/runs/reuters21578-sgm/model and the shared Reuters-21578 data")
+    speed.main(["--quick", "--dataset", "reuters21578", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "speed_reuters21578.json").read_text())
+
+    training = record["training"]
+    assert "error" not in training
+    assert {(r["encoder"], r["order"], r["precision"]) for r in training["rows"]} == set(speed.TRAIN_VARIANTS)
+    assert set(record["training_memory"]) == {"fp32", "bf16"}
+
+    prediction = record["prediction"]
+    assert "error" not in prediction
+    keys = {(r["decoding"], r["batch_size"], r["precision"]) for r in prediction["rows"]}
+    assert keys == {(d, b, p) for d in speed.DECODINGS for b in (256, 1) for p in speed.PRECISIONS}
+    for r in prediction["rows"]:
+        assert ("same_as_fp32" in r and "micro_f1_minus_fp32" in r) == (r["precision"] == "bf16")
+
+    switches = record["decode_switches"]
+    assert "error" not in switches
+    settings = {(r["switch"], r["setting"]) for r in switches["rows"]}
+    assert {(s, v) for s, v, _ in speed.decode_switches(switches["has_compact"])} == settings
+
+    allocator = record["allocator"]["settings"]
+    assert [s["name"] for s in allocator] == list(speed.ALLOCATOR_SETTINGS)
+    for setting in allocator:
+        assert "error" not in setting["training"] and "error" not in setting["prediction"]
+        assert {r["precision"] for r in setting["prediction"]["rows"]} == set(speed.PRECISIONS)
+        if sys.platform.startswith("linux"):                         # the environment reached the process
+            raised = setting["env"] == {}
+            assert setting["training"]["malloc_thresholds_raised"] == raised
+            assert setting["prediction"]["malloc_thresholds_raised"] == raised
+
+    text = (tmp_path / "speed.md").read_text()
+    for needle in ("| encoder | batch order | precision |", "same labels as fp32", "static_per_example off",
+                   "one piece (no slicing)", "SEQ2LABELS_MALLOC=default", "package default"):
+        assert needle in text
+    targets = "\n".join(speed.targets_markdown([{**record, "quick": False}]))
+    assert "batch 256, 1 thread(s), bf16" in targets and "fp32 against padded, random, fp32" in targets
+    assert "bf16 against padded, random, fp32" in targets

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from seq2labels.decoding.search import teacher_forced_log_probs
+from seq2labels.models.layers import Dropout
 
 BOS_ID = 1  # must equal seq2labels.data.labels; GE starts from a one-hot BOS distribution
 
@@ -106,7 +107,7 @@ class Encoder(nn.Module):
             in_dim = cfg.embedding_dim if layer == 0 else cfg.encoder_hidden * directions
             self.layers.append(nn.ModuleList(rnn(in_dim, cfg.encoder_hidden, batch_first=True)
                                              for _ in range(directions)))
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.self_attn = None
         if cfg.self_attention:
             self.self_attn = nn.MultiheadAttention(cfg.memory_dim, cfg.self_attention_heads,
@@ -134,10 +135,10 @@ class Encoder(nn.Module):
         return memory, mask
 
 
-# The energy tensor (examples, group, time, hidden) is built, squashed and projected a slice of
-# examples at a time, each slice about this many floats (1 MiB): it stays in the CPU cache
-# instead of making three trips through memory, and no allocation is large enough for malloc
-# to hand it back to the kernel. One slice when the whole tensor is smaller.
+# At inference the energy tensor (examples, group, time, hidden) is built, squashed and projected
+# a slice of examples at a time, each slice about this many floats (1 MiB): it stays in the CPU
+# cache instead of making three trips through memory, and no allocation is large enough for
+# malloc to hand it back to the kernel. One slice when the whole tensor is smaller.
 ENERGY_CHUNK_ELEMENTS = 1 << 18
 
 
@@ -172,7 +173,9 @@ class AdditiveAttention(nn.Module):
         q = at_least_float32(self.query(query)).view(n, -1, hidden)      # (n, group, hidden)
         keys = at_least_float32(keys)                                    # (n, time, hidden)
         step = max(1, ENERGY_CHUNK_ELEMENTS // (q.size(1) * time * hidden))
-        if n <= step or torch.jit.is_tracing():                           # an export traces one piece for any n
+        # One piece when it is small, when an export traces the graph (any n must work), and under
+        # autograd: the backward of every slice would write a zero-filled gradient of all the keys.
+        if n <= step or torch.jit.is_tracing() or torch.is_grad_enabled():
             scores = self._scores(keys, q)                               # (n, group, time)
         else:
             scores = torch.cat([self._scores(keys[i:i + step], q[i:i + step]) for i in range(0, n, step)])
@@ -211,7 +214,7 @@ class SGM(nn.Module):
         self.attention = AdditiveAttention(cfg.decoder_hidden, mem, cfg.decoder_hidden) if cfg.attention else None
         self.combine = nn.Linear(cfg.decoder_hidden + mem, cfg.decoder_hidden)
         self.output = nn.Linear(cfg.decoder_hidden, cfg.num_outputs)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         if cfg.bag_of_words:
             self.bow_output = nn.Linear(cfg.embedding_dim, cfg.num_outputs, bias=False)
         if cfg.global_embedding:
