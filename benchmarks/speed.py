@@ -11,7 +11,8 @@ Per data set it measures, every timing a median of ``--repeats`` runs with each 
   RNN per direction, the backward one over texts reversed within their length), a textbook bidirectional
   ``nn.LSTM`` over the padded batch, and the same over packed sequences; length-bucketed batches
   (the recipe's order) or a plain random order. "padded, random, fp32" is the plain padded per-batch
-  peer. Two more variants train under bf16 autocast (``TrainerConfig.precision``): the package encoder
+  peer. The peers' teacher-forced decoder runs every step on every row (``textbook_decoder``); the
+  package's drops rows past their EOS. Two more variants train under bf16 autocast (``TrainerConfig.precision``): the package encoder
   (bucketed) and the plain padded one;
 * time to the best validation score: recorded in the quality runs' result files (per-epoch seconds)
   and, with ``--time-to-best``, one real training run per data set and ``--time-to-best-precision``
@@ -63,9 +64,9 @@ log = logging.getLogger("speed")
 DATASETS = ("reuters21578", "goemotions")
 ENCODERS = ("ours", "padded", "packed")
 ORDERS = ("bucketed", "random")
-ENCODER_NAMES = {"ours": "package encoder (RNN per direction, reverse within length)",
-                 "padded": "nn.LSTM(bidirectional) over the padded batch",
-                 "packed": "nn.LSTM(bidirectional) over packed sequences"}
+ENCODER_NAMES = {"ours": "package (RNN per direction, reverse within length; decoder drops rows past EOS)",
+                 "padded": "nn.LSTM(bidirectional) over the padded batch; every decoder step on every row",
+                 "packed": "nn.LSTM(bidirectional) over packed sequences; every decoder step on every row"}
 DECODINGS = {"greedy": 1, "beam5": 5}
 FASTTEXT_PARAMS = {"loss": "ova", "epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 100, "minCount": 1,
                    "bucket": 2_000_000}
@@ -214,6 +215,21 @@ def _encoder_classes():
     return {"padded": PaddedBiRNNEncoder, "packed": PackedBiRNNEncoder}
 
 
+@contextlib.contextmanager
+def textbook_decoder(on: bool):
+    """The peers are textbook implementations: their teacher-forced decoder runs every step for every
+    row of the batch. The package drops rows past their EOS (``TEACHER_FORCING_KEEP_FRACTION``);
+    this sets it to 0 (never) while a peer trains."""
+    from seq2labels.decoding import search
+
+    before = search.TEACHER_FORCING_KEEP_FRACTION
+    search.TEACHER_FORCING_KEEP_FRACTION = 0.0 if on else before
+    try:
+        yield
+    finally:
+        search.TEACHER_FORCING_KEEP_FRACTION = before
+
+
 def build_variant(cfg, vocab, label_vocab, encoder: str):
     """The recipe's SGM, its encoder swapped for a peer one (same sizes, same decoder)."""
     from seq2labels.recipe import build_model
@@ -276,7 +292,7 @@ def measure_training(spec: dict, around_fit=contextlib.nullcontext) -> dict:
         trainer = Trainer(model, tcfgs[precision], loss_fn=loss_fn, evaluate_fn=lambda net: {"micro_f1": 0.0},
                           make_batches=lambda epoch: (collate(data, idx) for idx in batches),
                           steps_per_epoch=len(batches))
-        with wrap():
+        with wrap(), textbook_decoder(encoder != "ours"):
             timed(lambda: trainer.fit().history[0]["train_loss"], 1, runs)
 
     variants = [_variant(v) for v in spec["variants"]]
@@ -902,7 +918,9 @@ def _training_markdown(record: dict) -> list[str]:
              f"{first.get('batches', '?')} batches of epoch 1 in each order, each run from fresh weights after an "
              f"untimed 2-batch warm-up, the runs of all variants interleaved; {tr.get('threads')} torch thread(s). "
              "tokens count real (unpadded) tokens. \"padded, random, fp32\" is the plain padded per-batch "
-             "implementation the ratios compare with. bf16: the forward pass under bf16 autocast "
+             "implementation the ratios compare with. The peers' (padded, packed) teacher-forced decoder runs every "
+             "step on every row, as a textbook implementation does; the package's drops rows past their EOS "
+             "(`TEACHER_FORCING_KEEP_FRACTION`). bf16: the forward pass under bf16 autocast "
              "(`TrainerConfig.precision`; weights, gradients and optimizer state stay float32). Peak RSS: the "
              f"package encoder alone (bucketed, one run, own process per precision) {memory or '-'}; the process "
              f"running all {len(rows)} variants {_fmt(tr.get('peak_rss_mib'))} MiB.", "",

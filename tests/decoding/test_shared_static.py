@@ -94,3 +94,31 @@ def test_attention_in_slices_equals_attention_in_one_piece(monkeypatch, group):
         sliced = model.attention(query, static["keys"], static["memory"], static["mask"])
     for a, b in zip(whole, sliced):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"global_embedding": True}, {"attention": False}])
+def test_teacher_forcing_that_drops_finished_rows_gives_the_same_log_probs_and_gradients(monkeypatch, overrides):
+    """Rows past their EOS leave the training batch; the positions they leave are PAD, which losses ignore."""
+    from seq2labels.decoding import search
+    from seq2labels.losses import sequence_loss
+
+    model = _model(4, **overrides)
+    src, lengths = _batch(4, batch=16)
+    gen = torch.Generator().manual_seed(4)
+    counts = torch.randint(0, 6, (16,), generator=gen)                   # 0..5 labels, then EOS
+    targets = torch.zeros(16, 7, dtype=torch.long)
+    for i, n in enumerate(counts.tolist()):
+        targets[i, :n] = torch.randperm(9, generator=gen)[:n] + 3
+        targets[i, n] = 2
+    results = {}
+    for fraction in (0.0, 0.75):
+        monkeypatch.setattr(search, "TEACHER_FORCING_KEEP_FRACTION", fraction)
+        model.zero_grad()
+        log_probs = model(src, lengths, targets)                         # (batch, steps, V)
+        for kind in ("ce", "ce+bce"):
+            sequence_loss(log_probs, targets, kind).backward(retain_graph=True)
+        results[fraction] = (log_probs.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+    valid = targets != 0                                                 # (batch, steps)
+    torch.testing.assert_close(results[0.0][0][valid], results[0.75][0][valid], atol=1e-5, rtol=0)
+    for a, b in zip(results[0.0][1], results[0.75][1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

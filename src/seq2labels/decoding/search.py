@@ -479,25 +479,47 @@ def decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int
 
 # ---- teacher forcing -----------------------------------------------------------------
 
+# Rows past their EOS leave the training batch when at most this fraction of the computed rows
+# would remain (the gather copies the encoder memory, so not at every step); 0 never drops a row.
+TEACHER_FORCING_KEEP_FRACTION = 0.75
+
+
 def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor, targets: Tensor) -> Tensor:
     """Feed the gold labels as previous outputs, under the mask decoding uses.
 
     targets (batch, steps): labels, then EOS, then PAD. PAD, BOS and every gold label fed
     at an earlier step are forbidden, so training sees the same masked softmax as greedy
-    and beam search. Returns log-probabilities (batch, steps, V).
+    and beam search. A row whose EOS step is done leaves the model's batch once enough rows
+    have (most texts have one or two labels, a few have many); its later positions hold -inf
+    (no output possible), and every loss ignores them as PAD. Returns log-probabilities
+    (batch, steps, V).
     """
     batch, steps = targets.shape
+    num_outputs = _num_outputs(model)
     static, state = model.start(src, src_lengths)
-    forbidden = torch.zeros(batch, _num_outputs(model), dtype=torch.bool, device=src.device)  # (batch, V)
+    forbidden = torch.zeros(batch, num_outputs, dtype=torch.bool, device=src.device)  # (batch, V)
     forbidden[:, PAD_ID] = True
     forbidden[:, BOS_ID] = True
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (batch,)
+    needed = (targets != PAD_ID).sum(dim=1)                                # (batch,) labels + EOS per row
+    rows = torch.arange(batch, device=src.device)                          # (R,) rows the model computes
     mask_repeats = masks_repeats(model)
     outputs = []
     for t in range(steps):
-        log_probs, state, _ = model.step(prev, state, static, forbidden)
+        keep = needed.index_select(0, rows) > t                            # (R,)
+        kept = int(keep.sum())
+        if kept == 0:                                                      # only PAD columns are left
+            outputs.extend(outputs[-1].new_full((batch, num_outputs), NEG_INF) for _ in range(t, steps))
+            break
+        if kept <= TEACHER_FORCING_KEEP_FRACTION * rows.numel():
+            index = keep.nonzero().squeeze(1)                              # (R',)
+            rows, prev, forbidden = rows.index_select(0, index), prev.index_select(0, index), forbidden.index_select(0, index)
+            static, state = _select_rows(static, index), _select_rows(state, index)
+        log_probs, state, _ = model.step(prev, state, static, forbidden)  # (R, V)
+        if rows.numel() < batch:
+            log_probs = log_probs.new_full((batch, num_outputs), NEG_INF).index_copy(0, rows, log_probs)  # (batch, V)
         outputs.append(log_probs)
-        prev = targets[:, t]                                               # (batch,)
+        prev = targets[:, t].index_select(0, rows)                         # (R,)
         if mask_repeats:
             forbidden = forbidden.clone()
             forbidden.scatter_(1, prev.unsqueeze(1), True)                 # emitted labels
