@@ -69,7 +69,18 @@ def test_merge_interleaves_chunks_back_in_order(tmp_path):
 def test_several_files_in_one_process_match_file_by_file(model_dir, inputs, expected, tmp_path, one_thread):
     out = tmp_path / "all.jsonl"
     assert main(["predict", str(model_dir), *map(str, inputs), "--output", str(out), "--chunk-size", "7", "-q"]) == 0
-    assert out.read_text(encoding="utf-8") == expected
+    assert_same_predictions(out.read_text(encoding="utf-8"), expected)
+
+
+def assert_same_predictions(actual: str, expected: str) -> None:
+    """Same texts in the same order with the same labels; scores may differ in the last printed digit
+    across processes (oneDNN/MKL kernels can round differently with another heap layout)."""
+    got, want = actual.splitlines(), expected.splitlines()
+    assert len(got) == len(want)
+    for i, (a, b) in enumerate(zip(map(json.loads, got), map(json.loads, want))):
+        assert a["labels"] == b["labels"], i
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5), i
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5), i
 
 
 def test_two_processes_give_the_single_process_output_in_order(model_dir, inputs, expected, tmp_path):
@@ -77,7 +88,7 @@ def test_two_processes_give_the_single_process_output_in_order(model_dir, inputs
     code = main(["predict", str(model_dir), *map(str, inputs), "--output", str(out), "--processes", "2",
                  "--chunk-size", "7", "-q"])
     assert code == 0
-    assert out.read_text(encoding="utf-8") == expected
+    assert_same_predictions(out.read_text(encoding="utf-8"), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sharded.jsonl"]   # parts cleaned up
 
 
@@ -95,7 +106,7 @@ def test_torchrun_two_processes_give_the_same_output(model_dir, inputs, expected
                            *map(str, inputs), "--output", str(out), "--chunk-size", "5", "-q"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert out.read_text(encoding="utf-8") == expected
+    assert_same_predictions(out.read_text(encoding="utf-8"), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["torchrun.jsonl"]
 
 
