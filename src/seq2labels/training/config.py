@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from seq2labels.errors import ConfigError
+from seq2labels.precision import PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,6 @@ __all__ = ["LR_SCHEDULES", "MODES", "PRECISIONS", "TrainerConfig"]
 
 LR_SCHEDULES = ("none", "plateau", "linear", "cosine")
 MODES = ("max", "min")
-PRECISIONS = ("fp32", "bf16", "fp16")
 _MAX_SEED = 2**32 - 1  # NumPy's limit, the narrowest of the three generators we seed
 
 

@@ -32,6 +32,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm import tqdm
 
 from seq2labels.errors import ConfigError
+from seq2labels.precision import autocast
 from seq2labels.training.artifacts import (
     BEST_WEIGHTS_NAME,
     CHECKPOINT_NAME,
@@ -67,8 +68,6 @@ OnEpochEnd = Callable[[dict], None]
 
 # Config fields whose change on resume alters the per-step schedule's shape.
 _SCHEDULE_SHAPE_FIELDS = ("max_epochs", "warmup_steps")
-# What the forward pass is autocast to; fp32 runs without autocast, exactly as before it existed.
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Checkpoints written before TrainerConfig.precision existed trained in float32.
 _DEFAULT_PRECISION = "fp32"
 
@@ -334,10 +333,7 @@ class Trainer:
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """Autocast for bf16/fp16; fp32 gets no context at all, so it stays bit for bit as it was."""
-        dtype = _AUTOCAST_DTYPES.get(self.config.precision)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return autocast(self.device, self.config.precision)
 
     def _build_scaler(self) -> torch.amp.GradScaler | None:
         """fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none."""
