@@ -42,3 +42,30 @@ def test_encoder_equals_packed_bidirectional_rnn(rnn_type, layers):
     expected, _ = pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=7)
     assert torch.allclose(memory, expected, atol=1e-6)
     assert mask.sum(1).tolist() == lengths.tolist()
+
+
+def test_reverse_within_length_sends_gradients_back_to_the_positions_they_came_from():
+    x = torch.randn(3, 6, 4, requires_grad=True)                          # (batch, time, dim)
+    lengths = torch.tensor([6, 2, 4])
+    weights = torch.randn(3, 6, 4)
+    (reverse_within_length(x, lengths) * weights).sum().backward()
+    assert torch.equal(x.grad, reverse_within_length(weights, lengths))
+
+
+@pytest.mark.parametrize("self_attention", [False, True])
+def test_start_pools_only_real_tokens_whether_or_not_the_encoder_zeroes_padding(self_attention):
+    torch.manual_seed(0)
+    cfg = SGMConfig(vocab_size=50, num_outputs=10, embedding_dim=6, encoder_hidden=8, dropout=0.0,
+                    self_attention=self_attention, self_attention_heads=2)
+    model = SGM(cfg).eval()
+    lengths = torch.tensor([7, 3, 5])
+    src = torch.randint(1, 50, (3, 7))
+    for i, n in enumerate(lengths.tolist()):
+        src[i, n:] = 0
+    memory, mask = model.encoder(src, lengths)                           # (batch, time, 16)
+    assert model.encoder.memory_zero_on_padding is not self_attention
+    if not self_attention:
+        assert not memory[~mask].any()                                   # exactly zero: pooling relies on it
+    expected = torch.stack([memory[i, :n].mean(0) for i, n in enumerate(lengths.tolist())])  # (batch, 16)
+    _, state = model.start(src, lengths)
+    assert torch.allclose(state["context"], expected, atol=1e-6)
