@@ -199,3 +199,28 @@ def test_score_counts_labels_never_seen_in_training_as_misses(fitted, data, monk
     n_gold = sum(len(ls) for ls in labels)
     expected = 2 * n_gold / (n_gold + n_gold + len(labels))                      # 2TP / (2TP + FN)
     assert fitted.score(texts, with_unseen) == pytest.approx(expected)
+
+
+def test_max_labels_per_text_refuses_a_text_with_more_labels():
+    texts = ["grain wheat corn", "oil crude", "gold silver", "ships ports"]
+    labels = [["grain", "wheat", "corn"], ["crude"], ["gold"], ["ship"]]
+    with pytest.raises(DataFormatError, match="max_per_text"):
+        SGMClassifier(**SMALL, max_labels_per_text=2).fit(texts, labels)
+
+
+def test_precision_reaches_training_and_prediction(data, monkeypatch):
+    from seq2labels import recipe
+
+    seen = {}
+    real_train = recipe.train
+
+    def spy(cfg, *args, **kwargs):
+        seen["train"], seen["decode"] = cfg.train.precision, cfg.decode.precision
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(recipe, "train", spy)
+    texts, labels, _ = data
+    est = SGMClassifier(**SMALL, precision="bf16").fit(texts[:40], labels[:40])
+    assert seen == {"train": "bf16", "decode": "bf16"} and est.generator_.precision == "bf16"
+    with pytest.raises(Exception, match="fp16"):
+        SGMClassifier(**SMALL, precision="fp16").fit(texts[:40], labels[:40])   # a GPU mode: refused on the CPU

@@ -35,10 +35,12 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                  decoder_hidden: int = 256, label_embedding_dim: int = 128, global_embedding: bool = False,
                  bag_of_words: bool = False,
                  dropout: float = 0.3, max_len: int = 300, min_count: int = 2, max_vocab: int | None = 50000,
-                 lowercase: bool = True, label_order: str = "frequency", epochs: int = 20, batch_size: int = 32,
+                 lowercase: bool = True, label_order: str = "frequency", max_labels_per_text: int = 100,
+                 epochs: int = 20, batch_size: int = 32,
                  lr: float = 1e-3, patience: int = 4, loss: str = "ce", valid_fraction: float = 0.1,
                  beam_size: int = 1, max_labels: int = 10, min_labels: int = 0, seed: int = 0,
-                 device: str = "cpu", verbose: bool = False, classes: Sequence | None = None):
+                 device: str = "cpu", precision: str = "fp32", verbose: bool = False,
+                 classes: Sequence | None = None):
         self.embedding_dim = embedding_dim
         self.encoder_hidden = encoder_hidden
         self.encoder_layers = encoder_layers
@@ -55,6 +57,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         self.max_vocab = max_vocab
         self.lowercase = lowercase
         self.label_order = label_order
+        self.max_labels_per_text = max_labels_per_text
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -66,6 +69,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         self.min_labels = min_labels
         self.seed = seed
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.classes = classes
 
@@ -75,7 +79,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
             data=DataConfig(valid_fraction=self.valid_fraction),
             text=TextConfig(lowercase=self.lowercase, min_count=self.min_count, max_vocab=self.max_vocab,
                             max_len=self.max_len),
-            labels=LabelConfig(order=self.label_order),
+            labels=LabelConfig(order=self.label_order, max_per_text=self.max_labels_per_text),
             model=ModelConfig(embedding_dim=self.embedding_dim, encoder_hidden=self.encoder_hidden,
                               encoder_layers=self.encoder_layers, rnn_type=self.rnn_type,
                               self_attention=self.self_attention, attention=self.attention,
@@ -83,8 +87,10 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                               global_embedding=self.global_embedding, bag_of_words=self.bag_of_words,
                               dropout=self.dropout),
             train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
-                              loss=self.loss, seed=self.seed, device=self.device, progress=self.verbose),
-            decode=DecodeConfig(beam_size=self.beam_size, max_labels=self.max_labels, min_labels=self.min_labels),
+                              loss=self.loss, seed=self.seed, device=self.device, precision=self.precision,
+                              progress=self.verbose),
+            decode=DecodeConfig(beam_size=self.beam_size, max_labels=self.max_labels, min_labels=self.min_labels,
+                                precision=self.precision),
         )
 
     def _checked_config(self) -> RunConfig:
