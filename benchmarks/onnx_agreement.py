@@ -5,7 +5,7 @@
 Exports the model (encoder + one decoder step) to a temporary folder, decodes all 3,019 test
 documents greedily and with beam 5 through both backends (the same search code), and
 reports the fraction of identical label sequences, the largest score / probability
-differences, and decoding speed (docs/s, batch 256, beam 5, one thread, median of 3 runs,
+differences, and decoding speed (docs/s, batch 256, beam 5, `--threads` (default 1), median of 3 runs,
 the two backends interleaved). Writes benchmarks/results/onnx_agreement.{json,md}.
 """
 
@@ -76,11 +76,12 @@ def main() -> None:
     parser.add_argument("--test", type=Path, default=TEST)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1, help="torch (and ONNX Runtime) intra-op threads")
     parser.add_argument("--limit", type=int, help="only the first N test documents (smoke runs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "onnx_agreement")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
     generator = load_model(args.model)
     test = read_test(args.test)[: args.limit]
@@ -139,7 +140,7 @@ def to_markdown(r: dict) -> str:
     for name, a in r["agreement"].items():
         lines.append(f"| {name.replace('_', ' ')} | {a['labels_identical_fraction']:.4f} | {a['docs_differing']} | "
                      f"{a['max_abs_score_diff']:.2e} | {a['max_abs_prob_diff']:.2e} |")
-    lines += ["", f"Speed, {s['what']}: batch {s['batch_size']}, beam {s['beam_size']}, {s['threads']} thread, "
+    lines += ["", f"Speed, {s['what']}: batch {s['batch_size']}, beam {s['beam_size']}, {s['threads']} thread(s), "
               f"median of {s['repeats']} interleaved runs.", "",
               "| backend | docs/s (median) | runs |", "|---|---:|---|"]
     for backend, median in s["docs_per_s_median"].items():

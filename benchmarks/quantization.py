@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/quantization.py
 
 With the real trained SGM, decodes all 3,019 test documents with beam 5 (batch 256, one
-thread) three times per variant, interleaved, and reports micro-/macro-F1, the share of
+thread by default, `--threads`) three times per variant, interleaved, and reports micro-/macro-F1, the share of
 documents whose label set equals float32's, and docs/s (median of 3). Writes
 benchmarks/results/quantization.{json,md}.
 """
@@ -52,12 +52,13 @@ def main() -> None:
     parser.add_argument("--test", type=Path, default=TEST)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1, help="torch (and ONNX Runtime) intra-op threads")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--limit", type=int, help="only the first N test documents (smoke runs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "quantization")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
     test = read_test(args.test)[: args.limit]
     gold = [list(ex.labels) for ex in test]
@@ -106,7 +107,7 @@ def main() -> None:
 def to_markdown(r: dict) -> str:
     d = r["decoding"]
     lines = [f"# int8 quantization and ONNX Runtime: {r['model']}, Reuters-21578 test ({r['docs']} docs)", "",
-             f"Beam {d['beam_size']}, batch {d['batch_size']}, {d['threads']} thread; docs/s = median of "
+             f"Beam {d['beam_size']}, batch {d['batch_size']}, {d['threads']} thread(s); docs/s = median of "
              f"{d['repeats']} interleaved runs of {d['timed']}. Quantization: {r['quantization']}.", "",
              "| variant | micro-F1 | macro-F1 | example-F1 | label sets = fp32 | docs/s | vs torch fp32 "
              "(ratio of medians / median of paired ratios) |",
