@@ -3,25 +3,10 @@ arithmetic they claim (same seed subtracted, sample standard deviation). No trai
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "precision_quality.py"
-
-
-@pytest.fixture(scope="module")
-def pq():
-    spec = importlib.util.spec_from_file_location("precision_quality_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["precision_quality_benchmark"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("precision_quality_benchmark", None)
-
 
 def _record(micro: float, macro: float, valid: float) -> dict:
     return {"test": {"beam5": {"micro_f1": micro, "macro_f1": macro}}, "valid_micro_f1": valid, "best_epoch": 9,

@@ -6,10 +6,8 @@ render. No timing is asserted here."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,19 +15,6 @@ import torch
 from seq2labels.decoding import decode
 from seq2labels.decoding import search
 from seq2labels.models.sgm import SGM, SGMConfig
-
-SPEED = Path(__file__).resolve().parents[2] / "benchmarks" / "speed.py"
-
-
-@pytest.fixture(scope="module")
-def speed():
-    spec = importlib.util.spec_from_file_location("speed_benchmark", SPEED)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["speed_benchmark"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("speed_benchmark", None)
-
 
 def _tiny_sgm(seed: int = 0) -> SGM:
     torch.manual_seed(seed)
