@@ -146,7 +146,8 @@ def to_markdown(r: dict) -> str:
                      f"| {_pm(diff['test_macro_f1'], signed=True)} | {_pm(diff['valid_micro_f1'], signed=True)} |")
         lines += ["", f"Test micro-F1 {name}, per seed: {per_seed}."]
     lines += ["", f"Command `{p['command']}`, commit `{p['git_commit']}`, {p['date_utc']}, {p['machine']['cpu']} "
-              f"({p['machine']['cpu_count']} cores), torch {p['machine'].get('torch')}.", ""]
+              f"({p['machine']['cpu_count']} cores); each run's own file records its command, machine and torch "
+              "version.", ""]
     return "\n".join(lines)
 
 
