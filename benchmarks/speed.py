@@ -23,7 +23,7 @@ Per data set it measures, every timing a median of ``--repeats`` runs with each 
 * before/after switches of decoding (beam 5, batch 256, decoding only): inference_mode / no_grad /
   autograd, length-sorted / input-order batches, early stop on/off, compaction (when decode() has it),
   bf16 autocast, encoder outputs shared by an example's hypotheses / copied per hypothesis, attention
-  energy in slices / in one piece;
+  energy in slices / in one piece, the encoder's reversal by index_select / by gather (before 6903dbe);
 * the thread counts of ``--threads`` (training throughput and batch-256 prediction, fp32 and bf16);
 * glibc malloc's default settings (``SEQ2LABELS_MALLOC=default``) against the package's own
   (seq2labels.allocator raises the mmap/trim thresholds), ``ALLOCATOR_SETTINGS``;
@@ -510,6 +510,30 @@ def energy_in_one_piece():
         sgm.ENERGY_CHUNK_ELEMENTS = saved
 
 
+@contextlib.contextmanager
+def encoder_as_before_6903dbe():
+    """Benchmark-only: the encoder as it was before commit 6903dbe. The backward direction's
+    reversal is a ``gather`` with an index expanded over the features (now one ``index_select`` of
+    whole rows), and pooling multiplies the memory by the mask again (now skipped when the encoder
+    promises zero padding). Same outputs; restored on exit."""
+    import torch
+
+    from seq2labels.models import sgm
+
+    def reverse_by_gather(x, rows):
+        batch, time, _ = x.shape
+        index = rows.view(batch, time) - torch.arange(batch, device=x.device)[:, None] * time  # (batch, time)
+        return x.gather(1, index.unsqueeze(-1).expand_as(x))             # (batch, time, dim)
+
+    saved_reverse, saved_zero = sgm.reverse_rows, sgm.Encoder.memory_zero_on_padding
+    sgm.reverse_rows = reverse_by_gather
+    sgm.Encoder.memory_zero_on_padding = property(lambda self: False)
+    try:
+        yield
+    finally:
+        sgm.reverse_rows, sgm.Encoder.memory_zero_on_padding = saved_reverse, saved_zero
+
+
 def _grad_mode(name: str):
     import torch
 
@@ -519,7 +543,7 @@ def _grad_mode(name: str):
 
 def decode_all(generator, encoded, *, beam_size: int, batch_size: int, bucket: bool, grad_mode: str,
                early_stop: bool, decode_kw: dict, precision: str = "fp32", share_static: bool = True,
-               energy_in_slices: bool = True) -> tuple[list[list[str]], CountingStepModel]:
+               energy_in_slices: bool = True, encoder_ops: str = "current") -> tuple[list[list[str]], CountingStepModel]:
     """decode_encoded's loop with every switch exposed; labels of every text in input order.
 
     Every switch is set and undone inside this call, so interleaved runs of different switches
@@ -536,6 +560,8 @@ def decode_all(generator, encoded, *, beam_size: int, batch_size: int, bucket: b
             switches.enter_context(without_early_stop())
         if not energy_in_slices:
             switches.enter_context(energy_in_one_piece())
+        if encoder_ops == "before 6903dbe":
+            switches.enter_context(encoder_as_before_6903dbe())
         switches.enter_context(_grad_mode(grad_mode))
         switches.enter_context(autocast(generator.device, precision))
         for idx in batch_indices(encoded.lengths(), batch_size, shuffle=False, bucket=bucket):
@@ -552,7 +578,7 @@ def decode_all(generator, encoded, *, beam_size: int, batch_size: int, bucket: b
 def decode_switches(has_compact: bool) -> list[tuple[str, str, dict]]:
     """(switch, setting, options) rows; the first row of each switch is the package default."""
     base = {"bucket": True, "grad_mode": "inference_mode", "early_stop": True, "decode_kw": {}, "precision": "fp32",
-            "share_static": True, "energy_in_slices": True}
+            "share_static": True, "energy_in_slices": True, "encoder_ops": "current"}
     if has_compact:
         base["decode_kw"] = {"compact": True}
     rows = [("default", "as LabelGenerator.predict", base)]
@@ -567,6 +593,8 @@ def decode_switches(has_compact: bool) -> list[tuple[str, str, dict]]:
     rows.append(("precision", "bf16 autocast", {**base, "precision": "bf16"}))
     rows.append(("encoder outputs", "copied per hypothesis (static_per_example off)", {**base, "share_static": False}))
     rows.append(("attention energy", "one piece (no slicing)", {**base, "energy_in_slices": False}))
+    rows.append(("encoder reversal", "gather, pooling re-masks (before 6903dbe)",
+                 {**base, "encoder_ops": "before 6903dbe"}))
     return rows
 
 
@@ -997,7 +1025,10 @@ def _switches_markdown(record: dict) -> list[str]:
              "hypothesis: the model is wrapped so that it reports `static_per_example = False`, and beam search "
              "repeats the encoder outputs, keys and mask once per hypothesis instead of sharing one copy per "
              "example. Attention energy in one piece: `seq2labels.models.sgm.ENERGY_CHUNK_ELEMENTS` set to 2^62 "
-             "during that row's runs only. The first decoder step runs once per example (all of an example's "
+             "during that row's runs only. Encoder reversal before 6903dbe: `encoder_as_before_6903dbe` puts back "
+             "the `gather` with an expanded index for the backward direction's reversal (now one `index_select` of "
+             "whole rows) and the second mask multiply in pooling, during that row's runs only (older result files "
+             "have no such row). The first decoder step runs once per example (all of an example's "
              "hypotheses start from the same empty prefix) in every row: it cannot be switched off, and its "
              "effect shows in \"rows stepped\" compared with runs before it. Decoder steps and hypothesis rows "
              "stepped are summed over the batches.", "",

@@ -106,7 +106,8 @@ def test_switch_table_starts_with_the_default_and_changes_one_thing_per_row(spee
         assert any(o["decode_kw"] == {"compact": False} for _, _, o in rows) == has_compact
         settings = {(switch, setting) for switch, setting, _ in rows}
         assert {("precision", "bf16 autocast"), ("encoder outputs", "copied per hypothesis (static_per_example off)"),
-                ("attention energy", "one piece (no slicing)")} <= settings
+                ("attention energy", "one piece (no slicing)"),
+                ("encoder reversal", "gather, pooling re-masks (before 6903dbe)")} <= settings
 
 
 def test_counting_model_can_hide_shared_static_and_changes_no_answer(speed):
@@ -253,3 +254,22 @@ def test_quick_run_has_bf16_rows_switch_rows_and_both_malloc_settings(speed, tmp
     targets = "\n".join(speed.targets_markdown([{**record, "quick": False}]))
     assert "batch 256, 1 thread(s), bf16" in targets and "fp32 against padded, random, fp32" in targets
     assert "bf16 against padded, random, fp32" in targets
+
+
+def test_encoder_as_before_6903dbe_is_undone_and_changes_no_answer(speed):
+    from seq2labels.models import sgm
+
+    model = _tiny_sgm(4)
+    src, lengths = _batch()
+    reverse, zero = sgm.reverse_rows, sgm.Encoder.memory_zero_on_padding
+    with torch.inference_mode():
+        now = decode(model, src, lengths, beam_size=3, max_labels=5)
+        memory_now, _ = model.encoder(src, lengths)
+        with speed.encoder_as_before_6903dbe():
+            assert sgm.reverse_rows is not reverse and not model.encoder.memory_zero_on_padding
+            before = decode(model, src, lengths, beam_size=3, max_labels=5)
+            memory_before, _ = model.encoder(src, lengths)
+    assert sgm.reverse_rows is reverse and sgm.Encoder.memory_zero_on_padding is zero
+    assert model.encoder.memory_zero_on_padding
+    assert torch.equal(memory_now, memory_before)
+    assert torch.equal(now.sequences, before.sequences) and torch.equal(now.scores, before.scores)
