@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sgm_quality  # noqa: E402
 from common import RESULTS, ROOT, SHARED_DATA, provenance  # noqa: E402
 
 from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
@@ -31,14 +32,18 @@ from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 METRICS = ("micro_f1", "macro_f1")
 
 
+def run_tag(precision: str, seed: int) -> str:
+    return f"{precision}-seed{seed}"
+
+
 def result_path(dataset: str, model: str, precision: str, seed: int) -> Path:
-    return RESULTS / f"sgm_{dataset}-{model}-{precision}-seed{seed}.json"
+    return sgm_quality.result_file(dataset, model, run_tag(precision, seed))
 
 
 def train_command(dataset: str, model: str, precision: str, seed: int) -> list[str]:
     return [sys.executable, str(ROOT / "benchmarks" / "sgm_quality.py"), "--dataset", dataset, "--model", model,
             "--set", f"train.seed={seed}", "--set", f"train.precision={precision}",
-            "--tag", f"{precision}-seed{seed}"]
+            "--tag", run_tag(precision, seed)]
 
 
 def run_missing(args) -> None:
@@ -107,7 +112,7 @@ def main() -> None:
             rows.append(run_row(json.loads(path.read_text()), precision, seed, path))
     data_dir = SHARED_DATA / args.dataset
     record = {"benchmark": "precision_quality", "dataset": args.dataset, "model": args.model,
-              "config": f"configs/{args.dataset}/{args.model}.yaml", "decoding": "beam 5 (the config's decode)",
+              "config": f"configs/{args.dataset}/{args.model}.yaml", "decoding": "beam 5, min_labels 0 (sgm_quality.py's beam5 row)",
               "runs": rows, **summarize(rows, args.precisions),
               "provenance": provenance(sorted(data_dir.glob("*.jsonl.gz")))}
     out = RESULTS / f"precision_quality_{args.dataset}"

@@ -31,6 +31,16 @@ REPORTED = ("micro_f1", "macro_f1", "example_f1", "subset_accuracy", "hamming_lo
 TARGETS = {"reuters21578": {"micro_f1": 0.88}, "goemotions": {"micro_f1": 0.57, "macro_f1": 0.42}}
 
 
+def run_name(dataset: str, model: str, tag: str = "") -> str:
+    """benchmarks/runs/<run name>/ holds the trained model of a run."""
+    return f"{dataset}-{model}{('-' + tag) if tag else ''}"
+
+
+def result_file(dataset: str, model: str, tag: str = "") -> Path:
+    """Where a run's result JSON goes (other scripts read it from here)."""
+    return RESULTS / f"sgm_{run_name(dataset, model, tag)}.json"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=["reuters21578", "goemotions"])
@@ -52,10 +62,10 @@ def main() -> None:
     if (data_dir / "valid.jsonl.gz").exists():
         overrides.append(f"data.valid={data_dir / 'valid.jsonl.gz'}")
     cfg = load_config(ROOT / "configs" / args.dataset / f"{args.model}.yaml", overrides + args.overrides)
-    name = f"{args.dataset}-{args.model}{('-' + args.tag) if args.tag else ''}"
+    name = run_name(args.dataset, args.model, args.tag)
     run_dir = ROOT / "benchmarks" / "runs" / name
 
-    out = RESULTS / f"sgm_{name}.json"
+    out = result_file(args.dataset, args.model, args.tag)
     test = read_examples(test_file)
     if args.evaluate_only:
         record = json.loads(out.read_text())
