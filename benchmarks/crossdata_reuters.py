@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, SHARED_DATA, provenance  # noqa: E402
 
-from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from seq2labels.cli import main as cli_main  # noqa: E402
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.apps.cli import main as cli_main  # noqa: E402
 
 REUTERS = SHARED_DATA / "reuters21578"
 OTHER_TEXT_SETS = {"goemotions": ["train", "valid", "test"], "aapd_partial": ["valid", "test"]}

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, provenance  # noqa: E402
 
-from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 
 SAMPLES = ROOT / "src" / "seq2labels" / "samples"
 TRAIN, TEST, CONFIG = SAMPLES / "goemotions_train.jsonl.gz", SAMPLES / "goemotions_test.jsonl.gz", SAMPLES / "demo.yaml"

@@ -27,10 +27,10 @@ from common import RESULTS, ROOT, SHARED_DATA, provenance  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from seq2labels.data.readers import read_examples  # noqa: E402
-from seq2labels.export import export_onnx  # noqa: E402
-from seq2labels.io import load_model  # noqa: E402
+from seq2labels.pipeline.export import export_onnx  # noqa: E402
+from seq2labels.pipeline.generator import load_model
 
 MODEL = ROOT / "benchmarks" / "runs" / "reuters21578-sgm-w2v-bow-len200" / "model"
 TEST = SHARED_DATA / "reuters21578" / "test.jsonl.gz"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sgm_quality  # noqa: E402
 from common import RESULTS, ROOT, SHARED_DATA, provenance  # noqa: E402
 
-from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 
 METRICS = ("micro_f1", "macro_f1")
 

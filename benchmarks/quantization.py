@@ -22,9 +22,9 @@ from onnx_agreement import MODEL, TEST, load_average, read_test, timed_decode  #
 
 import torch  # noqa: E402
 
-from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from seq2labels.io import load_model  # noqa: E402
-from seq2labels.metrics import evaluate_label_lists  # noqa: E402
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.pipeline.generator import load_model
+from seq2labels.evaluation.metrics import evaluate_label_lists  # noqa: E402
 
 VARIANTS = ("torch fp32", "torch int8 (dynamic)", "onnxruntime fp32")
 REPORTED = ("micro_f1", "macro_f1", "example_f1", "subset_accuracy")

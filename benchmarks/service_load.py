@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, SHARED_DATA, provenance  # noqa: E402
 
-from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from seq2labels.data.readers import read_examples  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "benchmarks" / "runs" / "reuters21578-sgm" / "model"
@@ -163,7 +163,7 @@ def _pct(values: np.ndarray, q: float) -> float | None:
 def load_peer(model: Path, device: str):
     import torch
 
-    from seq2labels.io import load_model
+    from seq2labels.pipeline.generator import load_model
 
     torch.set_num_threads(1)
     return load_model(model, device=device)

@@ -19,11 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, SHARED_DATA, provenance  # noqa: E402
 
-from seq2labels.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from seq2labels.config import load_config  # noqa: E402
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from seq2labels.pipeline.config import load_config  # noqa: E402
 from seq2labels.data.readers import read_examples  # noqa: E402
-from seq2labels.io import load_model  # noqa: E402
-from seq2labels.recipe import train  # noqa: E402
+from seq2labels.pipeline.generator import load_model
+from seq2labels.pipeline.recipe import train  # noqa: E402
 
 REPORTED = ("micro_f1", "macro_f1", "example_f1", "subset_accuracy", "hamming_loss", "micro_precision",
             "micro_recall", "label_position_deviation")

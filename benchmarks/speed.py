@@ -26,7 +26,7 @@ Per data set it measures, every timing a median of ``--repeats`` runs with each 
   energy in slices / in one piece, the encoder's reversal by index_select / by gather (before 6903dbe);
 * the thread counts of ``--threads`` (training throughput and batch-256 prediction, fp32 and bf16);
 * glibc malloc's default settings (``SEQ2LABELS_MALLOC=default``) against the package's own
-  (seq2labels.allocator raises the mmap/trim thresholds), ``ALLOCATOR_SETTINGS``;
+  (seq2labels.training.allocator raises the mmap/trim thresholds), ``ALLOCATOR_SETTINGS``;
 * peak memory (max RSS) of every phase: each phase runs in its own process;
 * peers in the same run: fastText (one-vs-all loss) and BR (LinearSVC) on TF-IDF: train seconds,
   predict docs/s at batch 256, micro-F1, and the SGM/peer ratios.
@@ -73,16 +73,16 @@ FASTTEXT_PARAMS = {"loss": "ova", "epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim"
 FASTTEXT_THRESHOLD = 0.5
 SVC_SPEC = {"name": "br", "label": "BR (LinearSVC)", "params": {"classifier": {"name": "linear_svc", "C": 1.0}}}
 SVC_TFIDF = {"sublinear_tf": True, "min_df": 2, "ngram_range": [1, 2]}   # as configs/<dataset>/compare.yaml
-PRECISIONS = ("fp32", "bf16")                 # measured; bf16 = autocast (seq2labels.precision)
+PRECISIONS = ("fp32", "bf16")                 # measured; bf16 = autocast (seq2labels.training.precision)
 TRAIN_VARIANTS = ([(enc, order, "fp32") for enc in ENCODERS for order in ORDERS]
                   + [("ours", "bucketed", "bf16"), ("padded", "random", "bf16")])
 PLAIN_PADDED = ("padded", "random", "fp32")   # the issue's "plain padded per-batch implementation"
-# Each setting's environment for its phase processes. seq2labels.allocator raises glibc's mmap and
+# Each setting's environment for its phase processes. seq2labels.training.allocator raises glibc's mmap and
 # trim thresholds itself (recipe.train, LabelGenerator.decode_encoded) so freed tensors stay in the
 # process for reuse; SEQ2LABELS_MALLOC=default leaves glibc's settings alone.
 ALLOCATOR_SETTINGS = {"glibc default": {"SEQ2LABELS_MALLOC": "default"},
-                      "package default (seq2labels.allocator raises the thresholds)": {}}
-ONE_PIECE = 1 << 62                           # seq2labels.models.sgm.ENERGY_CHUNK_ELEMENTS: no slicing
+                      "package default (seq2labels.training.allocator raises the thresholds)": {}}
+ONE_PIECE = 1 << 62                           # seq2labels.models.attention.ENERGY_CHUNK_ELEMENTS: no slicing
 SAME_F1_TOLERANCE = 0.001                     # bf16 "unchanged accuracy": |micro-F1 - fp32| at most this
 TARGET_BEAM5_DOCS_PER_S = 1000.0
 TARGET_TIME_TO_BEST_S = 600.0
@@ -99,7 +99,7 @@ def data_files(dataset: str) -> dict[str, Path]:
 
 def sgm_config(dataset: str, threads: int, extra: list[str] | None = None):
     """configs/<dataset>/sgm.yaml with the data paths filled in, as benchmarks/sgm_quality.py does."""
-    from seq2labels.config import load_config
+    from seq2labels.pipeline.config import load_config
 
     files = data_files(dataset)
     overrides = [f"data.train={files['train']}", "train.progress=false", f"train.threads={threads}"]
@@ -160,7 +160,7 @@ def timed_interleaved(tasks: dict, repeats: int) -> dict[object, Runs]:
 
 def micro_f1(gold: list[list[str]], predicted: list[list[str]], names: list[str]) -> float:
     """micro-F1 by the package's metrics; labels outside ``names`` count as misses (no warning here)."""
-    from seq2labels.metrics import evaluate_label_lists
+    from seq2labels.evaluation.metrics import evaluate_label_lists
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -232,7 +232,7 @@ def textbook_decoder(on: bool):
 
 def build_variant(cfg, vocab, label_vocab, encoder: str):
     """The recipe's SGM, its encoder swapped for a peer one (same sizes, same decoder)."""
-    from seq2labels.recipe import build_model
+    from seq2labels.pipeline.recipe import build_model
     from seq2labels.training.seeding import seed_everything
 
     seed_everything(cfg.train.seed)
@@ -261,10 +261,10 @@ def measure_training(spec: dict, around_fit=contextlib.nullcontext) -> dict:
     ``around_fit`` wraps every timed fit (the profiler uses it). The malloc thresholds are raised
     first, as ``recipe.train`` does (unless SEQ2LABELS_MALLOC=default).
     """
-    from seq2labels.allocator import keep_freed_memory
+    from seq2labels.training.allocator import keep_freed_memory
     from seq2labels.data.dataset import batch_indices, collate, encode_dataset
-    from seq2labels.losses import sequence_loss
-    from seq2labels.recipe import build_vocabularies, load_training_data, trainer_config
+    from seq2labels.training.losses import sequence_loss
+    from seq2labels.pipeline.recipe import build_vocabularies, load_training_data, trainer_config
     from seq2labels.training.loop import Trainer
 
     raised = keep_freed_memory()
@@ -354,7 +354,7 @@ def measure_time_to_best(spec: dict) -> dict:
     model, optimizer, checkpoints), and a starved process still shows its compute time.
     ``spec["overrides"]`` are config overrides (``train.precision=bf16``).
     """
-    from seq2labels.recipe import train
+    from seq2labels.pipeline.recipe import train
     from seq2labels.training.loop import Trainer
 
     cfg = sgm_config(spec["dataset"], spec["threads"], spec.get("overrides"))
@@ -395,8 +395,8 @@ def load_test(dataset: str, limit: int | None):
 def measure_prediction(spec: dict) -> dict:
     """End-to-end ``LabelGenerator.predict`` (tokenize, encode, decode) at the given batch sizes and
     precisions (``spec["precisions"]``, default fp32 and bf16), all runs interleaved."""
-    from seq2labels.allocator import keep_freed_memory
-    from seq2labels.io import load_model
+    from seq2labels.training.allocator import keep_freed_memory
+    from seq2labels.pipeline.generator import load_model
 
     set_threads(spec["threads"])
     raised = keep_freed_memory()                                         # what predict() does first
@@ -500,14 +500,14 @@ def without_early_stop():
 def energy_in_one_piece():
     """Benchmark-only: SGM attention builds its energy tensor in one piece instead of in slices of
     ``ENERGY_CHUNK_ELEMENTS`` floats (read at call time); restored on exit."""
-    from seq2labels.models import sgm
+    from seq2labels.models import attention
 
-    saved = sgm.ENERGY_CHUNK_ELEMENTS
-    sgm.ENERGY_CHUNK_ELEMENTS = ONE_PIECE
+    saved = attention.ENERGY_CHUNK_ELEMENTS
+    attention.ENERGY_CHUNK_ELEMENTS = ONE_PIECE
     try:
         yield
     finally:
-        sgm.ENERGY_CHUNK_ELEMENTS = saved
+        attention.ENERGY_CHUNK_ELEMENTS = saved
 
 
 @contextlib.contextmanager
@@ -518,20 +518,20 @@ def encoder_as_before_6903dbe():
     promises zero padding). Same outputs; restored on exit."""
     import torch
 
-    from seq2labels.models import sgm
+    from seq2labels.models.encoders import rnn
 
     def reverse_by_gather(x, rows):
         batch, time, _ = x.shape
         index = rows.view(batch, time) - torch.arange(batch, device=x.device)[:, None] * time  # (batch, time)
         return x.gather(1, index.unsqueeze(-1).expand_as(x))             # (batch, time, dim)
 
-    saved_reverse, saved_zero = sgm.reverse_rows, sgm.Encoder.memory_zero_on_padding
-    sgm.reverse_rows = reverse_by_gather
-    sgm.Encoder.memory_zero_on_padding = property(lambda self: False)
+    saved_reverse, saved_zero = rnn.reverse_rows, rnn.Encoder.memory_zero_on_padding
+    rnn.reverse_rows = reverse_by_gather
+    rnn.Encoder.memory_zero_on_padding = property(lambda self: False)
     try:
         yield
     finally:
-        sgm.reverse_rows, sgm.Encoder.memory_zero_on_padding = saved_reverse, saved_zero
+        rnn.reverse_rows, rnn.Encoder.memory_zero_on_padding = saved_reverse, saved_zero
 
 
 def _grad_mode(name: str):
@@ -550,7 +550,7 @@ def decode_all(generator, encoded, *, beam_size: int, batch_size: int, bucket: b
     never see each other's settings."""
     from seq2labels.data.dataset import batch_indices, collate
     from seq2labels.decoding import decode
-    from seq2labels.precision import autocast
+    from seq2labels.training.precision import autocast
 
     dec = generator.config.decode
     model = CountingStepModel(generator.model, share_static=share_static)
@@ -603,9 +603,9 @@ def measure_decode_switches(spec: dict) -> dict:
     The malloc thresholds are raised first, as LabelGenerator.decode_encoded does."""
     import inspect
 
-    from seq2labels.allocator import keep_freed_memory
+    from seq2labels.training.allocator import keep_freed_memory
     from seq2labels.decoding import decode
-    from seq2labels.io import load_model
+    from seq2labels.pipeline.generator import load_model
 
     set_threads(spec["threads"])
     raised = keep_freed_memory()
@@ -699,10 +699,10 @@ def measure_fasttext(spec: dict) -> dict:
 
 
 def measure_svc(spec: dict) -> dict:
-    """BR (LinearSVC) on TF-IDF, built by seq2labels.compare as in the compare tables."""
+    """BR (LinearSVC) on TF-IDF, built by seq2labels.experiments.compare as in the compare tables."""
     import numpy as np
 
-    from seq2labels.compare import build_estimator
+    from seq2labels.experiments.compare import build_estimator
 
     train, test, names = peer_data(spec)
     col = {name: j for j, name in enumerate(names)}
@@ -755,7 +755,7 @@ def worker(spec_json: str, out_path: str) -> None:
     if spec["phase"] == "baseline":
         import torch  # noqa: F401
 
-        from seq2labels.io import load_model
+        from seq2labels.pipeline.generator import load_model
         load_model(spec["model"])
     result = PHASES[spec["phase"]](spec)
     Path(out_path).write_text(json.dumps(result), encoding="utf-8")
@@ -804,7 +804,7 @@ def run_dataset(dataset: str, args) -> dict:
     main_threads = threads[0]
     model = str(model_dir(dataset))
     common = {"dataset": dataset, "repeats": sizes["repeats"], "model": model}
-    from seq2labels.provenance import git_commit
+    from seq2labels.utils.provenance import git_commit
 
     record: dict = {"dataset": dataset, "sizes": sizes, "threads": threads, "quick": args.quick,
                     "model": str(model_dir(dataset).relative_to(ROOT)), "git_commit_at_start": git_commit(),
@@ -835,7 +835,7 @@ def run_dataset(dataset: str, args) -> dict:
     record["time_to_best"] = {"recorded": time_to_best_from_file(dataset)}
     files = list(data_files(dataset).values())
     model_file = model_dir(dataset) / "model.safetensors"
-    from seq2labels.provenance import sha256
+    from seq2labels.utils.provenance import sha256
 
     record["model_sha256"] = sha256(model_file) if model_file.exists() else None
     record.update(provenance(files))
@@ -1021,10 +1021,10 @@ def _switches_markdown(record: dict) -> list[str]:
              "Texts encoded once; each row changes one switch of the default (first row); runs interleaved. "
              f"`decode()` {'has' if sw.get('has_compact') else 'has no'} a `compact` switch. Early stop off: every "
              "batch runs all max_labels steps (a benchmark-side switch, see `without_early_stop`). bf16 autocast: "
-             "the default run inside `seq2labels.precision.autocast(device, \"bf16\")`. Encoder outputs copied per "
+             "the default run inside `seq2labels.training.precision.autocast(device, \"bf16\")`. Encoder outputs copied per "
              "hypothesis: the model is wrapped so that it reports `static_per_example = False`, and beam search "
              "repeats the encoder outputs, keys and mask once per hypothesis instead of sharing one copy per "
-             "example. Attention energy in one piece: `seq2labels.models.sgm.ENERGY_CHUNK_ELEMENTS` set to 2^62 "
+             "example. Attention energy in one piece: `seq2labels.models.attention.ENERGY_CHUNK_ELEMENTS` set to 2^62 "
              "during that row's runs only. Encoder reversal before 6903dbe: `encoder_as_before_6903dbe` puts back "
              "the `gather` with an expanded index for the backward direction's reversal (now one `index_select` of "
              "whole rows) and the second mask multiply in pooling, during that row's runs only (older result files "
@@ -1082,9 +1082,9 @@ def _allocator_markdown(record: dict) -> list[str]:
              "The same training (package encoder, bucketed, fp32) and batch-256 `predict` (fp32 and bf16 in one "
              f"process) phases, each in its own process, {record['threads'][0]} thread(s), processes run back to "
              "back, under two malloc settings. **glibc default**: `SEQ2LABELS_MALLOC=default` in the environment, "
-             "so seq2labels.allocator leaves glibc alone: big blocks come from fresh `mmap` calls and freed memory "
+             "so seq2labels.training.allocator leaves glibc alone: big blocks come from fresh `mmap` calls and freed memory "
              "at the top of the heap goes back to the kernel, so the next step's tensors fault in new zeroed pages. "
-             "**package default**: no variable, so seq2labels.allocator raises glibc's mmap and trim thresholds (as "
+             "**package default**: no variable, so seq2labels.training.allocator raises glibc's mmap and trim thresholds (as "
              "`recipe.train` and `LabelGenerator.predict` do in every other phase here): freed memory stays in "
              "the process for reuse, and resident memory stays near its peak. \"raised\": whether the phase's "
              "process reported the thresholds raised (training / predict).", "",
@@ -1247,7 +1247,7 @@ def profile(args) -> None:
         from pyinstrument import Profiler
     except ImportError:
         raise SystemExit("pyinstrument is not installed; pip install pyinstrument") from None
-    from seq2labels.atomic import atomic_write_text
+    from seq2labels.utils.atomic import atomic_write_text
 
     dataset = args.dataset[0]
     threads = args.threads[0]
@@ -1255,7 +1255,7 @@ def profile(args) -> None:
     sections = []
     spec = {"dataset": dataset, "threads": threads, "model": str(model_dir(dataset)), "repeats": 1,
             "batch_sizes": [256], "bs1_docs": 1, "test_docs": 200 if args.quick else None}
-    from seq2labels.io import load_model
+    from seq2labels.pipeline.generator import load_model
 
     generator = load_model(spec["model"])
     test = load_test(dataset, spec["test_docs"])
@@ -1365,7 +1365,7 @@ def main(argv=None) -> None:
     if args.profile:
         profile(args)
         return
-    from seq2labels.atomic import atomic_write_json, atomic_write_text
+    from seq2labels.utils.atomic import atomic_write_json, atomic_write_text
 
     missing = [str(model_dir(d)) for d in args.dataset if not model_dir(d).exists()]
     missing += [str(SHARED_DATA / d) for d in args.dataset if "test" not in data_files(d)]

@@ -11,7 +11,7 @@ outputs (they live in a temporary folder under /tmp), and writes
 ``benchmarks/results/streaming_memory.json`` and ``.md`` with provenance.
 
 ``--compare-unbounded`` adds one more large run in which a chunk is bounded by its number of
-texts only (``--chunk-size`` lines, ``seq2labels.cli.CHUNK_CHARS`` lifted), the behaviour before
+texts only (``--chunk-size`` lines, ``seq2labels.data.inputs.CHUNK_CHARS`` lifted), the behaviour before
 the 16M-character bound, to show what that bound buys.
 
     OMP_NUM_THREADS=1 python benchmarks/streaming_memory.py            # 10 MB and 1 GB
@@ -38,7 +38,7 @@ from common import RESULTS, SHARED_DATA, provenance  # noqa: E402
 
 REUTERS_TEST = SHARED_DATA / "reuters21578" / "test.jsonl.gz"
 MODEL = Path(__file__).resolve().parent / "runs" / "reuters21578-sgm" / "model"
-UNBOUNDED = ("import sys, seq2labels.cli as c; c.CHUNK_CHARS = 1 << 62; "
+UNBOUNDED = ("import sys, seq2labels.data.inputs as c; c.CHUNK_CHARS = 1 << 62; "
              "raise SystemExit(c.main(sys.argv[1:]))")
 
 
@@ -148,7 +148,7 @@ def tokenizer_cost(model: Path, inp: Path, n_texts: int = 100, repeats: int = 5)
     """Milliseconds per ~100 KB input line: the bounded tokenization predict uses (stop after
     max_len tokens) against tokenizing the whole line and cutting after (what it did before)."""
     from seq2labels.data.tokenizer import tokenize
-    from seq2labels.io import load_model
+    from seq2labels.pipeline.generator import load_model
 
     generator = load_model(model)
     tok, max_len = generator.tokenizer, generator.config.text.max_len
@@ -223,7 +223,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "streaming_memory")
     args = ap.parse_args()
 
-    from seq2labels.io import read_model_config
+    from seq2labels.pipeline.files import read_model_config
     run_config = read_model_config(args.model)["run_config"]
     texts = reuters_texts(args.data)
     workdir = Path(tempfile.mkdtemp(prefix="s2l-streaming-", dir=args.tmp))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2labels.cli import sample_path
-from seq2labels.config import RunConfig, load_config
+from seq2labels.apps.cli import sample_path
+from seq2labels.pipeline.config import RunConfig, load_config
 from seq2labels.data.readers import Example, read_examples
 
 TINY_OVERRIDES = [
@@ -80,7 +80,7 @@ def tiny_cfg() -> RunConfig:
 @pytest.fixture(scope="session")
 def train_tiny(sample_examples):
     """train_tiny(cfg) -> (generator, result) on the 400 sample examples, threads restored after."""
-    from seq2labels.recipe import train
+    from seq2labels.pipeline.recipe import train
 
     def run(cfg: RunConfig, run_dir=None, **kwargs):
         with _torch_threads(torch.get_num_threads()):  # train() sets train.threads for the process

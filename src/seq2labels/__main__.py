@@ -1,3 +1,3 @@
-from .cli import main
+from seq2labels.apps.cli import main
 
 raise SystemExit(main())

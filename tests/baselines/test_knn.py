@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from seq2labels.baselines import BRkNN, MLkNN
-from seq2labels.metrics import multilabel_metrics
+from seq2labels.evaluation.metrics import multilabel_metrics
 
 DATA = Path(os.environ.get("SEQ2LABELS_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 MULAN = DATA / "mulan"

@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from seq2labels.baselines import CNNRNNClassifier, KimCNNClassifier, MLPClassifier
-from seq2labels.cli import sample_path
+from seq2labels.apps.cli import sample_path
 from seq2labels.data.readers import read_examples
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -193,7 +193,7 @@ def test_mlp_sklearn_compatible(estimator, check):
 
 def test_validation_micro_f1_matches_the_metrics_module():
     from seq2labels.baselines.neural import _micro_f1
-    from seq2labels.metrics import multilabel_metrics
+    from seq2labels.evaluation.metrics import multilabel_metrics
 
     rng = np.random.default_rng(0)
     for shape in [(30, 5), (20, 1)]:

@@ -23,7 +23,7 @@ from seq2labels.baselines import (
     RAkEL,
     text_pipeline,
 )
-from seq2labels.metrics import multilabel_metrics, top1_fallback
+from seq2labels.evaluation.metrics import multilabel_metrics, top1_fallback
 
 DATA = Path(os.environ.get("SEQ2LABELS_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 MULAN = DATA / "mulan"

@@ -14,7 +14,8 @@ import torch
 
 from seq2labels.decoding import decode
 from seq2labels.decoding import search
-from seq2labels.models.sgm import SGM, SGMConfig
+from seq2labels.models.sgm import SGM
+from seq2labels.models.config import SGMConfig
 
 def _tiny_sgm(seed: int = 0) -> SGM:
     torch.manual_seed(seed)
@@ -62,7 +63,7 @@ def test_packed_peer_computes_the_package_encoder_and_padded_peer_differs_only_b
 
 
 def test_build_variant_swaps_only_the_encoder(speed, tmp_path):
-    from seq2labels.config import load_config
+    from seq2labels.pipeline.config import load_config
     from seq2labels.data.labels import LabelVocab
     from seq2labels.data.vocab import Vocab
 
@@ -132,17 +133,17 @@ def test_counting_model_can_hide_shared_static_and_changes_no_answer(speed):
 
 
 def test_energy_in_one_piece_is_undone_and_changes_no_answer(speed, monkeypatch):
-    from seq2labels.models import sgm
+    from seq2labels.models import attention
 
-    monkeypatch.setattr(sgm, "ENERGY_CHUNK_ELEMENTS", 1)             # the tiny model: one example per slice
+    monkeypatch.setattr(attention, "ENERGY_CHUNK_ELEMENTS", 1)             # the tiny model: one example per slice
     model = _tiny_sgm(3)
     src, lengths = _batch()
     with torch.inference_mode():
         sliced = decode(model, src, lengths, beam_size=3, max_labels=5)
         with speed.energy_in_one_piece():
-            assert sgm.ENERGY_CHUNK_ELEMENTS == speed.ONE_PIECE
+            assert attention.ENERGY_CHUNK_ELEMENTS == speed.ONE_PIECE
             whole = decode(model, src, lengths, beam_size=3, max_labels=5)
-    assert sgm.ENERGY_CHUNK_ELEMENTS == 1
+    assert attention.ENERGY_CHUNK_ELEMENTS == 1
     assert torch.equal(sliced.sequences, whole.sequences) and torch.allclose(sliced.scores, whole.scores, atol=1e-5)
 
 
@@ -257,19 +258,19 @@ def test_quick_run_has_bf16_rows_switch_rows_and_both_malloc_settings(speed, tmp
 
 
 def test_encoder_as_before_6903dbe_is_undone_and_changes_no_answer(speed):
-    from seq2labels.models import sgm
+    from seq2labels.models.encoders import rnn
 
     model = _tiny_sgm(4)
     src, lengths = _batch()
-    reverse, zero = sgm.reverse_rows, sgm.Encoder.memory_zero_on_padding
+    reverse, zero = rnn.reverse_rows, rnn.Encoder.memory_zero_on_padding
     with torch.inference_mode():
         now = decode(model, src, lengths, beam_size=3, max_labels=5)
         memory_now, _ = model.encoder(src, lengths)
         with speed.encoder_as_before_6903dbe():
-            assert sgm.reverse_rows is not reverse and not model.encoder.memory_zero_on_padding
+            assert rnn.reverse_rows is not reverse and not model.encoder.memory_zero_on_padding
             before = decode(model, src, lengths, beam_size=3, max_labels=5)
             memory_before, _ = model.encoder(src, lengths)
-    assert sgm.reverse_rows is reverse and sgm.Encoder.memory_zero_on_padding is zero
+    assert rnn.reverse_rows is reverse and rnn.Encoder.memory_zero_on_padding is zero
     assert model.encoder.memory_zero_on_padding
     assert torch.equal(memory_now, memory_before)
     assert torch.equal(now.sequences, before.sequences) and torch.equal(now.scores, before.scores)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from seq2labels.config import load_config
+from seq2labels.pipeline.config import load_config
 from seq2labels.data import streaming
 from seq2labels.data.dataset import encode_dataset
 from seq2labels.data.labels import EOS_ID, PAD_ID, LabelVocab
@@ -219,7 +219,7 @@ def test_streaming_training_gives_a_working_model(tmp_path, shards, tiny_cfg, sa
                                                   one_thread):
     from dataclasses import replace
 
-    from seq2labels.recipe import train
+    from seq2labels.pipeline.recipe import train
 
     valid_examples = sample_examples[1][:80]
     valid = write_jsonl(tmp_path / "valid.jsonl", valid_examples)
@@ -238,7 +238,7 @@ def test_streaming_training_gives_a_working_model(tmp_path, shards, tiny_cfg, sa
     neutral_only = 2 * hits / (len(valid_examples) + sum(len(ex.labels) for ex in valid_examples))
     assert result.best_score >= neutral_only - 0.02
     saved = generator.save(tmp_path / "run" / "model")
-    from seq2labels.io import load_model
+    from seq2labels.pipeline.generator import load_model
     reloaded = load_model(saved)
     texts = [ex.text for ex in sample_examples[1][:20]]
     assert [p.labels for p in reloaded.predict(texts)] == [p.labels for p in generator.predict(texts)]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from seq2labels.decoding.search import decode
-from seq2labels.models.sgm import SGM, SGMConfig
+from seq2labels.models.sgm import SGM
+from seq2labels.models.config import SGMConfig
 
 
 def _model(global_embedding: bool, seed: int) -> SGM:

@@ -4,7 +4,7 @@ generator still reports each label once."""
 import torch
 
 from seq2labels.decoding.search import EOS_ID, FIRST_LABEL_ID, forbidden_labels
-from seq2labels.recipe import _first_occurrences
+from seq2labels.pipeline.generator import _first_occurrences
 
 
 def test_forbidden_labels_without_repeat_mask_allows_emitted_labels():
@@ -29,7 +29,8 @@ def test_first_occurrences_drops_repeats_with_their_probabilities_and_attention(
 
 def test_teacher_forcing_without_mask_leaves_earlier_gold_labels_possible():
     from seq2labels.decoding.search import teacher_forced_log_probs
-    from seq2labels.models.sgm import SGM, SGMConfig
+    from seq2labels.models.sgm import SGM
+    from seq2labels.models.config import SGMConfig
 
     torch.manual_seed(0)
     src = torch.randint(3, 20, (2, 5))                  # (batch, time)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from seq2labels.decoding.search import decode
-from seq2labels.models.sgm import SGM, SGMConfig
+from seq2labels.models.sgm import SGM
+from seq2labels.models.config import SGMConfig
 
 
 class _CopiesStatic:
@@ -82,7 +83,7 @@ def test_first_step_runs_once_per_example_and_matches_a_full_first_step():
 @pytest.mark.parametrize("group", [1, 4])
 def test_attention_in_slices_equals_attention_in_one_piece(monkeypatch, group):
     """The energy is built a slice of examples at a time (cache-sized); the slices change nothing."""
-    from seq2labels.models import sgm
+    from seq2labels.models import attention
 
     model = _model(2)
     src, lengths = _batch(2, batch=23)
@@ -90,7 +91,7 @@ def test_attention_in_slices_equals_attention_in_one_piece(monkeypatch, group):
         static, _ = model.start(src, lengths)
         query = torch.randn(23 * group, model.config.decoder_hidden, generator=torch.Generator().manual_seed(0))
         whole = model.attention(query, static["keys"], static["memory"], static["mask"])
-        monkeypatch.setattr(sgm, "ENERGY_CHUNK_ELEMENTS", 2 * group * 9 * model.config.decoder_hidden)
+        monkeypatch.setattr(attention, "ENERGY_CHUNK_ELEMENTS", 2 * group * 9 * model.config.decoder_hidden)
         sliced = model.attention(query, static["keys"], static["memory"], static["mask"])
     for a, b in zip(whole, sliced):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
@@ -100,7 +101,7 @@ def test_attention_in_slices_equals_attention_in_one_piece(monkeypatch, group):
 def test_teacher_forcing_that_drops_finished_rows_gives_the_same_log_probs_and_gradients(monkeypatch, overrides):
     """Rows past their EOS leave the training batch; the positions they leave are PAD, which losses ignore."""
     from seq2labels.decoding import search
-    from seq2labels.losses import sequence_loss
+    from seq2labels.training.losses import sequence_loss
 
     model = _model(4, **overrides)
     src, lengths = _batch(4, batch=16)

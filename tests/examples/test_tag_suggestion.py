@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from seq2labels.cli import build_parser, sample_path
-from seq2labels.io import load_model
-from seq2labels.provenance import sha256
+from seq2labels.apps.cli import build_parser, sample_path
+from seq2labels.pipeline.generator import load_model
+from seq2labels.utils.provenance import sha256
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "tag_suggestion"
@@ -134,7 +134,7 @@ def test_predict_writes_ordered_tags_with_probabilities_as_the_model_predicts(wa
 
 def serve_available() -> bool:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return "serve" in sub.choices and all(importlib.util.find_spec(m) for m in ("seq2labels.serve", "fastapi",
+    return "serve" in sub.choices and all(importlib.util.find_spec(m) for m in ("seq2labels.apps.serve", "fastapi",
                                                                                "uvicorn"))
 
 

@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2labels.models.sgm import SGM, SGMConfig, reverse_within_length
+from seq2labels.models.sgm import SGM
+from seq2labels.models.config import SGMConfig
+from seq2labels.models.encoders.rnn import reverse_within_length
 
 
 def test_reverse_within_length_keeps_padding_and_is_an_involution():

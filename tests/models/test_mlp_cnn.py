@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seq2labels.decoding import beam_decode, decode, greedy_decode
-from seq2labels.losses import sequence_loss
+from seq2labels.training.losses import sequence_loss
 from seq2labels.models.cnn import KimCNN, KimCNNConfig
 from seq2labels.models.cnn_rnn import CNNRNN, CNNRNNConfig
 from seq2labels.models.mlp import MLPConfig, PerLabelMLP, SigmoidMLP

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from seq2labels.decoding import beam_decode, greedy_decode
-from seq2labels.losses import sequence_loss
-from seq2labels.models.sgm import SGM, SGMConfig
+from seq2labels.training.losses import sequence_loss
+from seq2labels.models.sgm import SGM
+from seq2labels.models.config import SGMConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

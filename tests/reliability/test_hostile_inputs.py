@@ -3,7 +3,7 @@
 One parametrized test per case; ``CASES`` is also the source of the table in docs/reliability.md.
 A case's ``call`` takes the shared :class:`Ctx` and either raises (``expect`` is an exception type
 and a regex the message must match) or returns a value ``check`` accepts (documented behaviour).
-CLI cases run ``seq2labels.cli.main`` in-process and return ``(exit status, stderr)``; a CLI error
+CLI cases run ``seq2labels.apps.cli.main`` in-process and return ``(exit status, stderr)``; a CLI error
 must be one line with exit status 2, never a traceback.
 """
 
@@ -27,13 +27,13 @@ from sklearn.exceptions import NotFittedError
 from seq2labels.baselines import (BinaryRelevance, BRkNN, ClassifierChain, CNNRNNClassifier,
                                   EnsembleClassifierChains, KimCNNClassifier, LabelPowerset, MLkNN,
                                   MLPClassifier, RAkEL, text_pipeline)
-from seq2labels.cli import main
-from seq2labels.config import load_config
+from seq2labels.apps.cli import main
+from seq2labels.pipeline.config import load_config
 from seq2labels.data.readers import Example, read_examples
 from seq2labels.data.tabular import read_arff, read_label_csv
 from seq2labels.errors import ConfigError, DataFormatError
-from seq2labels.estimators import SGMClassifier
-from seq2labels.recipe import train
+from seq2labels.apps.estimators import SGMClassifier
+from seq2labels.pipeline.recipe import train
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore::UserWarning")]

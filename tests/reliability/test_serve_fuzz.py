@@ -89,7 +89,7 @@ def default(tiny, caplog_module):
     """The default limits, served from this process (a uvicorn.Server in a thread: no second start-up)."""
     import uvicorn
 
-    from seq2labels.serve import create_app
+    from seq2labels.apps.serve import create_app
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(tiny.generator), host="127.0.0.1", port=port,

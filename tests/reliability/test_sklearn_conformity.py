@@ -16,7 +16,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks as checks
 
-from seq2labels.estimators import SGMClassifier
+from seq2labels.apps.estimators import SGMClassifier
 
 DATA_FREE_CHECKS = [
     "check_estimator_cloneable",

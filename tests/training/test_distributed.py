@@ -254,7 +254,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert len(re.findall(r"epoch \d/4 ", log)) == 4
     assert log.count("model saved to") == 1
 
-    from seq2labels.io import load_model
+    from seq2labels.pipeline.generator import load_model
     model = load_model(ddp / "model")
     assert model.predict(["thank you so much!"])[0].labels[:1] == ["gratitude"]
 

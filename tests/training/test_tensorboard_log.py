@@ -11,8 +11,8 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from seq2labels.cli import build_parser, resolve_train_config
-from seq2labels.config import load_config
+from seq2labels.apps.cli import build_parser, resolve_train_config
+from seq2labels.pipeline.config import load_config
 from seq2labels.errors import ConfigError
 from seq2labels.training.loop import Trainer, TrainerConfig
 from seq2labels.training.tensorboard_log import TensorBoardCurves
@@ -69,7 +69,7 @@ def test_train_tensorboard_true_draws_the_sgm_run_beside_metrics_csv(tiny_cfg, t
 
 
 def test_missing_tensorboard_is_a_config_error_naming_the_extra_before_any_data(tiny_cfg, monkeypatch, tmp_path):
-    from seq2labels.recipe import train
+    from seq2labels.pipeline.recipe import train
 
     for name in ("tensorboard", "torch.utils.tensorboard"):
         monkeypatch.setitem(sys.modules, name, None)  # as if the package were not installed

@@ -16,11 +16,11 @@ from __future__ import annotations
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from seq2labels.validation import check_texts
+from seq2labels.data.validation import check_texts
 
-from .knn import BRkNN, MLkNN
-from .neural import CNNRNNClassifier, KimCNNClassifier, MLPClassifier
-from .problem_transformation import (
+from seq2labels.baselines.knn import BRkNN, MLkNN
+from seq2labels.baselines.neural import CNNRNNClassifier, KimCNNClassifier, MLPClassifier
+from seq2labels.baselines.problem_transformation import (
     BinaryRelevance,
     ClassifierChain,
     EnsembleClassifierChains,

@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from .problem_transformation import MultiLabelClassifierBase
+from seq2labels.baselines.problem_transformation import MultiLabelClassifierBase
 
 __all__ = ["MLkNN", "BRkNN"]
 

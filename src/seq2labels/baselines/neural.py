@@ -36,21 +36,21 @@ import torch.nn.functional as F
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from seq2labels import __version__
-from seq2labels.atomic import _process_umask, atomic_write_json, fsync_dir
+from seq2labels._version import __version__
+from seq2labels.utils.atomic import _process_umask, atomic_write_json, fsync_dir
 from seq2labels.data.dataset import EncodedDataset, batch_indices, collate
 from seq2labels.data.labels import LabelVocab
 from seq2labels.data.tokenizer import RegexTokenizer
 from seq2labels.data.vocab import Vocab
 from seq2labels.decoding import decode
-from seq2labels.losses import sequence_loss
+from seq2labels.training.losses import sequence_loss
 from seq2labels.models.cnn import KimCNN, KimCNNConfig
 from seq2labels.models.cnn_rnn import CNNRNN, CNNRNNConfig
 from seq2labels.models.mlp import MLPConfig, PerLabelMLP, SigmoidMLP
 from seq2labels.training import Trainer, TrainerConfig
 from seq2labels.training.seeding import seed_everything
 
-from .problem_transformation import MultiLabelClassifierBase
+from seq2labels.baselines.problem_transformation import MultiLabelClassifierBase
 
 __all__ = ["MLPClassifier", "KimCNNClassifier", "CNNRNNClassifier", "save_text_pipeline", "load_text_pipeline"]
 
@@ -93,7 +93,7 @@ def _split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def _micro_f1(Y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Validation micro-F1 (as :func:`seq2labels.metrics.multilabel_metrics` computes it, with
+    """Validation micro-F1 (as :func:`seq2labels.evaluation.metrics.multilabel_metrics` computes it, with
     zero_division=0), counted directly: it runs every epoch and the full metric set is slow."""
     tp = int(np.sum((Y == 1) & (pred == 1)))
     wrong = int(np.sum(Y != pred))
@@ -119,7 +119,7 @@ def _check_common(est) -> None:
 #
 # A saved estimator is a folder of JSON and safetensors files only (no pickle, nothing that can
 # run code when read), written to a sibling staging folder and swapped in like a model folder
-# (seq2labels.io), so a crash mid-save leaves the previous folder intact:
+# (seq2labels.pipeline.files), so a crash mid-save leaves the previous folder intact:
 #
 #   config.json        format name and version, estimator class, its parameters, fitted attributes
 #                      (classes_, n_labels_, history_ ...), the network's config; written last
@@ -177,7 +177,7 @@ def _classes_from_json(d: dict) -> np.ndarray:
 
 def _write_folder(path: str | Path, write_files) -> Path:
     """Call ``write_files(staging)`` on a fresh sibling folder, then swap it in at ``path``."""
-    from seq2labels.io import _swap_in
+    from seq2labels.pipeline.files import _swap_in
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from sklearn.utils._tags import get_tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
-from seq2labels.metrics import top1_fallback
+from seq2labels.evaluation.metrics import top1_fallback
 
 __all__ = [
     "MultiLabelClassifierBase",

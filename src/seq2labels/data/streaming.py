@@ -142,7 +142,7 @@ def scan_shards(paths: Sequence[Path], *, tokenizer: RegexTokenizer, max_len: in
                 max_labels_per_text: int | None = None) -> ShardScan:
     """One streaming pass: word and label counts, examples per file; memory bounded by max_vocab.
     A text with more than ``max_labels_per_text`` labels stops it, as in-memory training does."""
-    from seq2labels.validation import check_label_counts
+    from seq2labels.data.validation import check_label_counts
 
     capacity = COUNTER_FACTOR * max_vocab if max_vocab is not None else None
     words = BoundedCounter(capacity)

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .vocab import Vocab
+from seq2labels.data.vocab import Vocab
 
 log = logging.getLogger(__name__)
 

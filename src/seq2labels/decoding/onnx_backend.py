@@ -1,6 +1,6 @@
 """Decode with ONNX Runtime: the exported SGM encoder and decoder step behind ``StepModel``.
 
-:func:`seq2labels.export.export_onnx` writes two graphs, the encoder (``SGM.start``) and one
+:func:`seq2labels.pipeline.export.export_onnx` writes two graphs, the encoder (``SGM.start``) and one
 decoder step (``SGM.step``). :class:`OnnxStepModel` runs them and speaks the same
 ``start``/``step`` protocol as the torch model, converting tensors to numpy and back at the
 boundary, so :func:`~seq2labels.decoding.greedy_decode` and
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ModelFormatError, Seq2LabelsError
+from seq2labels.errors import ModelFormatError, Seq2LabelsError
 
 MANIFEST = "manifest.json"
 FORMAT_NAME = "seq2labels-onnx"

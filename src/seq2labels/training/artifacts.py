@@ -21,7 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from seq2labels.atomic import atomic_path, atomic_write_text
+from seq2labels.utils.atomic import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

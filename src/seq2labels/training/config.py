@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from seq2labels.errors import ConfigError
-from seq2labels.precision import PRECISIONS
+from seq2labels.training.precision import PRECISIONS
 
 logger = logging.getLogger(__name__)
 

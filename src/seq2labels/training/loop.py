@@ -32,7 +32,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm import tqdm
 
 from seq2labels.errors import ConfigError
-from seq2labels.precision import autocast
+from seq2labels.training.precision import autocast
 from seq2labels.training.artifacts import (
     BEST_WEIGHTS_NAME,
     CHECKPOINT_NAME,

@@ -1,0 +1,271 @@
+"""Ablations: train named SGM variants of one base config on one data set and tabulate them.
+
+An ablation is described by a YAML mapping::
+
+    name: reuters21578
+    base: sgm_ablation.yaml            # run config the variants start from (relative to this file)
+    data: {train: ../shared/data/reuters21578/train.jsonl.gz, test: ../shared/data/reuters21578/test.jsonl.gz}
+    decode: [1, 5]                     # beam sizes evaluated on the test set; the table shows the last
+    variants:
+      - {name: full}
+      - {name: no self-attention, set: {model.self_attention: false}}
+      - {name: alphabetical order, set: {labels.order: alphabetical}}
+
+Each variant is the base config plus its ``set`` overrides (the same ``section.key`` names
+as ``--set``). Every finished variant writes one JSON result (metrics per beam size,
+history, training seconds, resolved config, provenance) and the table is rebuilt from
+all results present, so a long ablation can be interrupted, resumed, or split across
+processes with ``--only``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from seq2labels.utils.atomic import atomic_write_json, atomic_write_text
+from seq2labels.pipeline.config import load_config, read_yaml
+from seq2labels.errors import ConfigError
+from seq2labels.utils.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+TOP_KEYS = {"name", "base", "data", "decode", "variants"}
+VARIANT_KEYS = {"name", "set"}
+DATA_KEYS = {"train", "valid", "test"}
+# (result key, column header) in the order of the comparison tables, then ablation extras.
+COLUMNS = (("micro_f1", "micro-F1(+)"), ("macro_f1", "macro-F1(+)"), ("example_f1", "example-F1(+)"),
+           ("subset_accuracy", "subset acc.(+)"), ("hamming_loss", "HL(-)"), ("micro_precision", "micro-P(+)"),
+           ("micro_recall", "micro-R(+)"), ("label_position_deviation", "LPD(-)"))
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: tuple[str, ...]   # "section.key=value" strings, as --set takes them
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "variant"
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    name: str
+    base: Path
+    data: dict[str, Path]
+    beam_sizes: tuple[int, ...]
+    variants: tuple[Variant, ...]
+    source: Path
+
+
+# ---- reading the spec --------------------------------------------------------------------
+
+def load_spec(path: str | Path) -> AblationSpec:
+    return parse_spec(read_yaml(path), Path(path))
+
+
+def parse_spec(raw: Any, path: Path) -> AblationSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: an ablation config must be a mapping")
+    _no_unknown(raw, TOP_KEYS, str(path))
+    for key in ("base", "data", "variants"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing key {key!r}")
+    data = raw["data"]
+    if not isinstance(data, dict) or "train" not in data or "test" not in data:
+        raise ConfigError(f"{path}: data: needs 'train' and 'test' files")
+    _no_unknown(data, DATA_KEYS, f"{path}: data")
+    beams = raw.get("decode", [1, 5])
+    if not isinstance(beams, list) or not beams or not all(isinstance(b, int) and b >= 1 for b in beams):
+        raise ConfigError(f"{path}: decode: a non-empty list of beam sizes >= 1, got {beams!r}")
+    return AblationSpec(
+        name=str(raw.get("name", path.stem)), base=_resolve(raw["base"], path, "base"),
+        data={k: _resolve(v, path, f"data.{k}") for k, v in data.items()},
+        beam_sizes=tuple(beams), variants=_parse_variants(raw["variants"], path), source=path)
+
+
+def _parse_variants(items: Any, path: Path) -> tuple[Variant, ...]:
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{path}: variants: a non-empty list of {{name, set}} mappings")
+    variants = []
+    for i, item in enumerate(items):
+        where = f"{path}: variants[{i}]"
+        if not isinstance(item, dict) or "name" not in item:
+            raise ConfigError(f"{where}: a mapping with a 'name'")
+        _no_unknown(item, VARIANT_KEYS, where)
+        sets = item.get("set") or {}
+        if not isinstance(sets, dict):
+            raise ConfigError(f"{where}: set: a mapping of section.key: value")
+        variants.append(Variant(str(item["name"]), tuple(f"{k}={_yaml_scalar(v)}" for k, v in sets.items())))
+    slugs = [v.slug for v in variants]
+    duplicated = sorted({s for s in slugs if slugs.count(s) > 1})
+    if duplicated:
+        raise ConfigError(f"{path}: variants: names must differ (clash: {', '.join(duplicated)})")
+    return tuple(variants)
+
+
+def _yaml_scalar(value: Any) -> str:
+    """Render a YAML value back into the text form that ``--set`` parses."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _resolve(value: Any, spec_path: Path, where: str) -> Path:
+    """Paths are looked up from the current directory first, then from the spec's folder."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{spec_path}: {where}: a file path, got {value!r}")
+    candidate = Path(value)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return spec_path.parent / candidate
+
+
+def _no_unknown(mapping: dict, allowed: set[str], where: str) -> None:
+    extra = sorted(set(mapping) - allowed)
+    if extra:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(sorted(allowed))}")
+
+
+# ---- running -----------------------------------------------------------------------------
+
+def variant_config(spec: AblationSpec, variant: Variant, extra: Sequence[str] = ()):
+    data = [f"data.{k}={v}" for k, v in spec.data.items() if k != "test"]
+    return load_config(spec.base, [*data, "train.progress=false", *variant.overrides, *extra])
+
+
+def run_variant(spec: AblationSpec, variant: Variant, runs_dir: Path, results_dir: Path,
+                extra: Sequence[str] = ()) -> dict:
+    """Train one variant, evaluate it on the test file at each beam size, write its result."""
+    from seq2labels.data.readers import read_examples
+    from seq2labels.pipeline.recipe import train
+
+    cfg = variant_config(spec, variant, extra)
+    test = read_examples(spec.data["test"], fmt=cfg.data.format)
+    started = time.perf_counter()
+    generator, result = train(cfg, runs_dir / variant.slug)
+    seconds = time.perf_counter() - started
+    test_metrics = {}
+    for beam in spec.beam_sizes:
+        metrics = generator.evaluate(test, beam_size=beam)
+        test_metrics[f"beam{beam}"] = {k: metrics[k] for k, _ in COLUMNS}
+    record = {"ablation": spec.name, "variant": variant.name, "overrides": list(variant.overrides),
+              "train_seconds": round(seconds, 1), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+              "valid_score": result.best_score, "test_docs": len(test), "test": test_metrics,
+              "config": cfg.to_dict(), "history": result.history,
+              **provenance([spec.data[k] for k in sorted(spec.data)])}
+    out = result_path(results_dir, spec, variant)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, record)
+    return record
+
+
+def result_path(results_dir: Path, spec: AblationSpec, variant: Variant) -> Path:
+    return results_dir / f"ablation_{spec.name}" / f"{variant.slug}.json"
+
+
+def run_ablation(spec: AblationSpec, runs_dir: str | Path, results_dir: str | Path, *,
+                 only: Sequence[str] = (), force: bool = False, extra: Sequence[str] = ()) -> dict[str, Path]:
+    """Run the variants that have no result yet (or those named in ``only``), then write the table."""
+    runs_dir, results_dir = Path(runs_dir), Path(results_dir)
+    chosen = select_variants(spec, only)
+    for variant in chosen:
+        if result_path(results_dir, spec, variant).exists() and not force:
+            log.info("variant %r: result exists, skipped (use --force to retrain)", variant.name)
+            continue
+        log.info("variant %r: training with %s", variant.name, ", ".join(variant.overrides) or "the base config")
+        run_variant(spec, variant, runs_dir, results_dir, extra)
+        write_table(spec, results_dir)
+    return write_table(spec, results_dir)
+
+
+def select_variants(spec: AblationSpec, only: Sequence[str]) -> list[Variant]:
+    if not only:
+        return list(spec.variants)
+    by_key = {key: v for v in spec.variants for key in (v.name, v.slug)}
+    missing = [name for name in only if name not in by_key]
+    if missing:
+        raise ConfigError(f"--only: no variant named {', '.join(map(repr, missing))}; "
+                          f"variants: {', '.join(v.name for v in spec.variants)}")
+    return [by_key[name] for name in dict.fromkeys(only)]
+
+
+# ---- the table ---------------------------------------------------------------------------
+
+def collect_rows(spec: AblationSpec, results_dir: Path) -> list[dict]:
+    """One row per variant with a result, in the spec's order; deltas against the first variant."""
+    decode = f"beam{spec.beam_sizes[-1]}"
+    rows = []
+    for variant in spec.variants:
+        path = result_path(results_dir, spec, variant)
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        rows.append({"variant": variant.name, "overrides": ", ".join(record["overrides"]) or "(base)",
+                     **record["test"][decode], "train_seconds": record["train_seconds"],
+                     "best_epoch": record["best_epoch"], "result": path.name})
+    if rows and rows[0]["variant"] == spec.variants[0].name:
+        for row in rows:
+            row["delta_micro_f1"] = row["micro_f1"] - rows[0]["micro_f1"]
+    return rows
+
+
+def table_markdown(spec: AblationSpec, rows: list[dict]) -> str:
+    decode = spec.beam_sizes[-1]
+    head = ["variant", "changes", *[h for _, h in COLUMNS], "Δ micro-F1", "train s", "best epoch"]
+    lines = [f"# Ablation: {spec.name}", "",
+             f"Test split, beam {decode}. Base config `{spec.base.as_posix()}`; each variant changes only the "
+             f"keys shown. Δ is against `{spec.variants[0].name}`. One JSON result per variant in "
+             f"`ablation_{spec.name}/` (command, commit, machine, data checksums, history).", "",
+             "| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for r in rows:
+        delta = f"{r['delta_micro_f1']:+.4f}" if "delta_micro_f1" in r else ""
+        cells = [r["variant"], f"`{r['overrides']}`", *[f"{r[k]:.4f}" for k, _ in COLUMNS], delta,
+                 f"{r['train_seconds']:.0f}", str(r["best_epoch"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    missing = [v.name for v in spec.variants if v.name not in {r["variant"] for r in rows}]
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    keys = ["variant", "overrides", *[k for k, _ in COLUMNS], "delta_micro_f1", "train_seconds", "best_epoch", "result"]
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_table(spec: AblationSpec, results_dir: str | Path) -> dict[str, Path]:
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    rows = collect_rows(spec, results_dir)
+    stem = results_dir / f"ablation_{spec.name}"
+    paths = {"md": stem.with_suffix(".md"), "csv": stem.with_suffix(".csv"), "json": stem.with_suffix(".json")}
+    atomic_write_text(paths["md"], table_markdown(spec, rows))
+    atomic_write_text(paths["csv"], table_csv(rows))
+    atomic_write_json(paths["json"], {"name": spec.name, "base": spec.base.as_posix(),
+                                      "decode": f"beam{spec.beam_sizes[-1]}", "rows": rows})
+    return paths
+
+
+def ablate(config: str | Path, out: str | Path, runs: Path, *, only: Sequence[str] = (), force: bool = False,
+           extra: Sequence[str] = (), table_only: bool = False) -> tuple[str, dict]:
+    """``seq2labels ablate``: train the spec's variants (or only rebuild the table) and write it;
+    returns the table as Markdown and the written paths."""
+    spec = load_spec(config)
+    if table_only:
+        paths = write_table(spec, out)
+    else:
+        paths = run_ablation(spec, Path(runs) / spec.name, out, only=only, force=force, extra=extra)
+    return table_markdown(spec, collect_rows(spec, Path(out))), paths

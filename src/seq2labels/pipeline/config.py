@@ -1,0 +1,293 @@
+"""Run configuration: YAML gives defaults, CLI flags override, unknown keys are errors.
+
+One frozen dataclass per section; :func:`load_config` merges a YAML file and
+``section.key=value`` overrides and validates every key, so a typo such as
+``train.epoch`` fails loudly instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from seq2labels.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str | None = None
+    valid: str | None = None
+    test: str | None = None
+    format: str | None = None            # jsonl | tsv | fasttext; None = by extension
+    encoding_errors: str = "strict"      # strict | replace
+    valid_fraction: float = 0.1          # carved from train (seeded) when no valid file is given
+    streaming: bool = False              # stream data.train (a file or glob of shards) instead of loading it
+    stream_buffer: int = 20000           # streaming: examples per loader worker held to shuffle and bucket
+    stream_workers: int = 0              # streaming: DataLoader worker processes reading the shards
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    lowercase: bool = True
+    min_count: int = 2
+    max_vocab: int | None = 50000
+    max_len: int = 300                   # tokens kept per text
+    word_vectors: str | None = None      # word2vec/GloVe text file to initialise embeddings
+    pretrain_embeddings: bool = False    # skip-gram word2vec on the training texts first (needs gensim)
+    pretrain_epochs: int = 5
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    order: str = "frequency"             # frequency | alphabetical | given | random
+    max_per_text: int = 100              # a training text with more labels is an error (memory: steps x labels)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    embedding_dim: int = 128
+    encoder_hidden: int = 256
+    encoder_layers: int = 1
+    rnn_type: str = "lstm"
+    bidirectional: bool = True
+    self_attention: bool = False
+    self_attention_heads: int = 4
+    attention: bool = True
+    label_embedding_dim: int = 128
+    decoder_hidden: int = 256
+    global_embedding: bool = False
+    bag_of_words: bool = False           # a linear bag-of-words term added to every step's label scores
+    mask_repeats: bool = True            # SGM's masked softmax; False only for the "no mask" ablation
+    dropout: float = 0.3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "plateau"
+    warmup_steps: int = 0
+    grad_clip: float | None = 5.0
+    patience: int = 4
+    loss: str = "ce"                     # ce | bce | ce+bce
+    bce_weight: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None           # torch intra-op threads; None = torch's default
+    progress: bool = True
+    tensorboard: bool = False            # TensorBoard curves per epoch (needs the tensorboard extra)
+    tensorboard_dir: str | None = None   # where; None = RUN_DIR/tensorboard
+    precision: str = "fp32"              # fp32 | bf16 (CPU with AVX512-BF16/AMX, or GPU) | fp16 (GPU): autocast
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    beam_size: int = 1
+    max_labels: int = 10
+    min_labels: int = 0                  # 1 = never predict an empty set
+    precision: str = "fp32"              # fp32 | bf16 | fp16: autocast while predicting (see seq2labels.training.precision)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a YAML value against the field's annotation (int/float/bool/str, optionally None)."""
+    text = str(hint)
+    allows_none = "None" in text or "Optional" in text
+    if value is None:
+        if allows_none:
+            return None
+        raise ConfigError(f"{where}: must not be null")
+    if "bool" in text:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if "int" in text and "float" not in text:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if "float" in text:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string; so does json.dumps(1e-05) from a flag
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if "str" in text:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _section_from_dict(cls: type, data: Any, section: str) -> Any:
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key {section}.{unknown[0]}"
+                          + (f" (and {', '.join(section + '.' + k for k in unknown[1:])})" if unknown[1:] else "")
+                          + f"; known keys in '{section}': {', '.join(sorted(known))}")
+    values = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in data.items()}
+    return cls(**values)
+
+
+def config_from_dict(data: dict | None) -> RunConfig:
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping of sections (data, text, labels, model, train, decode)")
+    sections = {f.name: f for f in fields(RunConfig)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"unknown config section {unknown[0]!r}; known sections: {', '.join(sections)}")
+    hints = get_type_hints(RunConfig)
+    cfg = RunConfig(**{name: _section_from_dict(hints[name], data.get(name), name) for name in sections})
+    _check_values(cfg)
+    return cfg
+
+
+# Values the code deeper down rejects with a bare ValueError (a traceback in the CLI, and only
+# after the data is read); checked here so the error names the key. Literals, so that reading
+# a config imports no torch.
+_CHOICES = {
+    ("data", "format"): (None, "jsonl", "tsv", "fasttext"),
+    ("data", "encoding_errors"): ("strict", "replace"),
+    ("labels", "order"): ("frequency", "alphabetical", "given", "random"),
+    ("model", "rnn_type"): ("lstm", "gru"),
+    ("train", "loss"): ("ce", "bce", "ce+bce"),
+    ("train", "precision"): ("fp32", "bf16", "fp16"),
+    ("decode", "precision"): ("fp32", "bf16", "fp16"),
+}
+_MINIMUMS = {
+    ("data", "stream_buffer"): 1, ("data", "stream_workers"): 0,
+    ("labels", "max_per_text"): 1,
+    ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3, ("text", "pretrain_epochs"): 1,
+    ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
+    ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
+    ("train", "epochs"): 1, ("train", "batch_size"): 1, ("train", "threads"): 1,
+    ("decode", "beam_size"): 1, ("decode", "max_labels"): 1, ("decode", "min_labels"): 0,
+}
+
+
+def _check_values(cfg: RunConfig) -> None:
+    for (section, name), choices in _CHOICES.items():
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"{section}.{name}: must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    for (section, name), minimum in _MINIMUMS.items():
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and value < minimum:
+            raise ConfigError(f"{section}.{name}: must be >= {minimum}, got {value!r}")
+    if not 0.0 < cfg.data.valid_fraction < 1.0:
+        raise ConfigError(f"data.valid_fraction: must be in (0, 1), got {cfg.data.valid_fraction!r}")
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError(f"model.dropout: must be in [0, 1), got {cfg.model.dropout!r}")
+    if cfg.text.pretrain_embeddings and cfg.text.word_vectors:
+        raise ConfigError("text.pretrain_embeddings and text.word_vectors exclude each other: choose one")
+    if cfg.train.tensorboard_dir and not cfg.train.tensorboard:
+        raise ConfigError("train.tensorboard_dir is set but train.tensorboard is false: set "
+                          "train.tensorboard: true (or pass --tensorboard)")
+    if cfg.train.precision == "fp16" and cfg.train.device.split(":")[0] == "cpu":
+        raise ConfigError("train.precision: fp16 autocast is a GPU mode (on the CPU it is slow); use bf16 on the CPU")
+    if cfg.decode.min_labels > cfg.decode.max_labels:
+        raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
+                          f"({cfg.decode.max_labels})")
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'train.epochs=3' -> ('train', 'epochs', 3); the value is parsed as YAML."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    section, name = key.strip().split(".", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({_yaml_problem(exc)})") from None
+    return section, name, value
+
+
+def merge_overrides(data: dict, overrides: list[tuple[str, str, Any]]) -> dict:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
+    for section, name, value in overrides:
+        current = merged.get(section)
+        if current is None:
+            current = {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"{section}: expected a mapping")
+        current[name] = value
+        merged[section] = current
+    return merged
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message on one line (the CLI prints errors as one line): what, and at which column."""
+    mark = getattr(exc, "problem_mark", None)
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = ", ".join(p for p in parts if p) or str(exc)
+    if mark is not None:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(text.split())
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {_yaml_problem(exc)}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data or {}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """YAML file (optional) + 'section.key=value' overrides -> validated RunConfig."""
+    data = read_yaml(path) if path is not None else {}
+    parsed = [parse_override(o) for o in overrides or []]
+    try:
+        return config_from_dict(merge_overrides(data, parsed))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+
+
+def save_config_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+__all__ = ["DataConfig", "TextConfig", "LabelConfig", "ModelConfig", "TrainConfig", "DecodeConfig",
+           "RunConfig", "config_from_dict", "load_config", "parse_override", "save_config_yaml", "replace"]

@@ -1,0 +1,257 @@
+"""The trained model object: :class:`LabelGenerator` (raw text in, ordered labels out) and its files.
+
+It holds the network, the tokenizer and both vocabularies; training builds one (``recipe``),
+``files`` writes and reads it, ``export``/``quantize`` give other runtimes of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from seq2labels.data.dataset import EncodedDataset, SeqBatch, batch_indices, collate, encode_dataset
+from seq2labels.data.labels import LabelVocab
+from seq2labels.data.readers import Example
+from seq2labels.data.tokenizer import RegexTokenizer
+from seq2labels.data.validation import check_examples, check_texts
+from seq2labels.data.vocab import Vocab
+from seq2labels.decoding import decode
+from seq2labels.errors import ConfigError
+from seq2labels.evaluation.metrics import evaluate_label_lists
+from seq2labels.models.sgm import SGM
+from seq2labels.pipeline.config import RunConfig
+
+
+@dataclass
+class Prediction:
+    """One text's labels in generated order, each with its step probability."""
+
+    labels: list[str]
+    probabilities: list[float]
+    score: float                          # log-probability of the whole sequence
+    attention: np.ndarray | None = None   # (labels, tokens) decoder attention when each label was emitted
+    tokens: list[str] | None = None       # the tokens the attention refers to
+
+    def to_json(self) -> dict:
+        return {"labels": self.labels, "probabilities": [round(p, 6) for p in self.probabilities],
+                "score": round(self.score, 6)}
+
+
+class LabelGenerator:
+    """A trained SGM with everything needed to go from raw text to ordered labels."""
+
+    def __init__(self, model: SGM, tokenizer: RegexTokenizer, vocab: Vocab, label_vocab: LabelVocab,
+                 config: RunConfig):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.vocab = vocab
+        self.label_vocab = label_vocab
+        self.config = config
+        self.step_model = None               # what decoding runs instead of ``model`` (see with_backend)
+        self.backend = "torch"
+        self.quantized: str | None = None    # "int8" for a copy made by quantize()
+        self.precision = config.decode.precision  # autocast while decoding (see with_precision)
+        self.data_summary: dict | None = None  # training data counts and checksums, for the model card
+
+    @property
+    def device(self) -> torch.device:
+        if self.step_model is not None or self.quantized:
+            return torch.device("cpu")       # ONNX Runtime sessions and int8 kernels run on the CPU
+        return next(self.model.parameters()).device
+
+    def with_backend(self, backend: str = "torch", *, onnx_dir: str | Path | None = None,
+                     threads: int | None = None) -> "LabelGenerator":
+        """Decode with ``"torch"`` or ``"onnxruntime"`` (the exported encoder and decoder step,
+        read from ``onnx_dir`` or exported in memory); search code is the same. See seq2labels.pipeline.export."""
+        from seq2labels.pipeline.export import backend_step_model
+        self.step_model = backend_step_model(self, backend, onnx_dir=onnx_dir, threads=threads)
+        self.backend = backend
+        if self.step_model is not None:
+            self.precision = "fp32"          # ONNX Runtime runs the exported float32 graphs
+        return self
+
+    def quantize(self, dtype: str = "int8") -> "LabelGenerator":
+        """A copy with dynamically quantized LSTM/GRU/Linear layers, for CPU inference (see seq2labels.pipeline.quantize)."""
+        from seq2labels.pipeline.quantize import quantize_model
+        if self.step_model is not None:
+            raise ConfigError(f"quantization applies to the torch backend, not {self.backend}")
+        if self.quantized:
+            raise ConfigError(f"the model is already {self.quantized}-quantized")
+        quantized = LabelGenerator(quantize_model(self.model, dtype), self.tokenizer, self.vocab,
+                                   self.label_vocab, self.config)
+        quantized.quantized = dtype
+        quantized.precision = "fp32"         # int8 kernels take float32 activations
+        return quantized
+
+    def with_precision(self, precision: str) -> "LabelGenerator":
+        """Decode under ``"bf16"``/``"fp16"`` autocast, or ``"fp32"``; torch backend, float model only."""
+        self.precision = self._checked_precision(precision)
+        return self
+
+    def _checked_precision(self, precision: str) -> str:
+        from seq2labels.training.precision import check_precision
+        check_precision(precision, self.device)
+        if precision != "fp32" and (self.step_model is not None or self.quantized):
+            what = f"the {self.backend} backend" if self.step_model is not None else f"an {self.quantized} model"
+            raise ConfigError(f"precision {precision!r} needs the torch backend and a float model, not {what}")
+        return precision
+
+    def to(self, device: str | torch.device) -> "LabelGenerator":
+        if self.quantized and torch.device(device).type != "cpu":
+            raise ConfigError(f"an {self.quantized}-quantized model runs on the CPU only, not on {device}")
+        self.model.to(device)
+        return self
+
+    def encode_texts(self, texts: Sequence[str]) -> EncodedDataset:
+        examples = [Example(text=t, labels=()) for t in _check_texts(texts)]
+        return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+
+    def predict(self, texts: Sequence[str], *, beam_size: int | None = None, max_labels: int | None = None,
+                min_labels: int | None = None, batch_size: int = 256,
+                return_attention: bool = False, precision: str | None = None) -> list[Prediction]:
+        texts = _check_texts(texts)
+        encoded = self.encode_texts(texts)
+        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size, return_attention=return_attention, precision=precision)
+        predictions = []
+        for i, row in enumerate(rows):
+            pred = Prediction(labels=self.label_vocab.decode(row["ids"]), probabilities=row["probs"],
+                              score=row["score"])
+            if return_attention:
+                pred.attention = row["attention"]
+                pred.tokens = self.tokenizer(texts[i], max_tokens=self.config.text.max_len) or ["<empty>"]
+            predictions.append(pred)
+        return predictions
+
+    def label_scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """(n_texts, n_labels) scores: the highest probability each label got along the greedy path."""
+        rows = self.decode_encoded(self.encode_texts(texts), beam_size=1, batch_size=batch_size)
+        return np.stack([row["label_scores"] for row in rows]) if rows else np.zeros((0, self.label_vocab.num_labels))
+
+    @torch.inference_mode()
+    def decode_encoded(self, encoded: EncodedDataset, *, beam_size: int | None = None,
+                       max_labels: int | None = None, min_labels: int | None = None, batch_size: int = 256,
+                       return_attention: bool = False, precision: str | None = None) -> list[dict]:
+        """Decode a whole encoded data set in length-sorted batches; rows come back in input order.
+
+        ``precision`` (default: ``self.precision``) autocasts encoding and decoding to bf16/fp16."""
+        from seq2labels.training.allocator import keep_freed_memory
+        from seq2labels.training.precision import autocast
+
+        keep_freed_memory()
+        dec = self.config.decode
+        beam_size = dec.beam_size if beam_size is None else beam_size
+        max_labels = dec.max_labels if max_labels is None else max_labels
+        min_labels = dec.min_labels if min_labels is None else min_labels
+        if beam_size < 1 or max_labels < 1 or not 0 <= min_labels <= max_labels:
+            raise ConfigError(f"decoding needs beam_size >= 1, max_labels >= 1 and 0 <= min_labels <= max_labels; "
+                              f"got beam_size={beam_size}, max_labels={max_labels}, min_labels={min_labels}")
+        precision = self._checked_precision(self.precision if precision is None else precision)
+        was_training = self.model.training
+        self.model.eval()
+        rows: list[dict | None] = [None] * len(encoded)
+        lengths = [len(t) for t in encoded.token_ids]
+        try:
+            for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
+                batch = collate(encoded, idx).to(self.device)
+                step_model = self.model if self.step_model is None else self.step_model
+                with autocast(self.device, precision):
+                    out = decode(step_model, batch.src, batch.src_lengths, beam_size=beam_size,
+                                 max_labels=max_labels, min_labels=min_labels, return_attention=return_attention)
+                for r, row in enumerate(_split_rows(out, batch, return_attention)):
+                    rows[int(batch.index[r])] = row
+        finally:
+            self.model.train(was_training)
+        return rows  # type: ignore[return-value]
+
+    def evaluate(self, examples: Sequence[Example], *, beam_size: int | None = None,
+                 max_labels: int | None = None, min_labels: int | None = None,
+                 batch_size: int = 256, precision: str | None = None) -> dict[str, float]:
+        """All metrics on labelled examples; labels unseen in training count as misses."""
+        examples = check_examples(examples)
+        encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+        gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
+        return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
+                                     min_labels=min_labels, batch_size=batch_size, precision=precision)
+
+    def evaluate_encoded(self, encoded: EncodedDataset, gold: Sequence[Sequence[str]], *,
+                         beam_size: int | None = None, max_labels: int | None = None,
+                         min_labels: int | None = None, batch_size: int = 256,
+                         precision: str | None = None) -> dict[str, float]:
+        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size, precision=precision)
+        predicted = [self.label_vocab.decode(row["ids"]) for row in rows]
+        # Unseen gold labels get their columns here, as evaluate_label_lists would add them, but
+        # without its warning: encode_dataset already warned once, naming them (the validation
+        # set is scored every epoch).
+        known = set(self.label_vocab.labels)
+        unseen = sorted({label for labels in gold for label in labels if label not in known})
+        return evaluate_label_lists(gold, predicted, [*self.label_vocab.labels, *unseen])
+
+    def save(self, path: str | Path, metrics: dict | None = None) -> Path:
+        from seq2labels.pipeline.files import save_model
+        if self.quantized:
+            raise ConfigError(f"an {self.quantized}-quantized model cannot be saved; save the float model "
+                              "and quantize it after loading")
+        return save_model(self, path, metrics=metrics)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "LabelGenerator":
+        """Load a model folder; reads only its JSON and safetensors files."""
+        from seq2labels.pipeline.files import read_model_parts
+        parts = read_model_parts(path, device=device)
+        generator = cls(parts["model"], parts["tokenizer"], parts["vocab"], parts["label_vocab"], parts["config"])
+        generator.data_summary = parts["data_summary"]  # so saving it again keeps the model card's data section
+        return generator
+
+
+def _gold_in_training_order(labels: Sequence[str], label_vocab: LabelVocab) -> list[str]:
+    """Gold labels ordered as the model was taught (known ones first, unseen ones after)."""
+    known = label_vocab.decode(label_vocab.encode_targets(labels))
+    seen = set(known)
+    return known + [lab for lab in labels if lab not in seen]
+
+
+def _split_rows(out, batch: SeqBatch, with_attention: bool) -> list[dict]:
+    """Turn one batched DecodeOutput into per-example Python rows (ids, probs, score, ...)."""
+    lengths = out.lengths.tolist()
+    seqs = out.sequences.cpu()
+    probs = out.step_probs.float().cpu()
+    scores = out.scores.float().cpu().tolist()
+    label_scores = out.label_scores.float().cpu().numpy()[:, 3:] if out.label_scores is not None else None
+    src_lengths = batch.src_lengths.tolist()
+    rows = []
+    for r, n in enumerate(lengths):
+        row = {"ids": seqs[r, :n].tolist(), "probs": probs[r, :n].tolist(), "score": scores[r]}
+        if label_scores is not None:
+            row["label_scores"] = label_scores[r]
+        if with_attention and out.attention is not None:
+            row["attention"] = out.attention[r, :n, : src_lengths[r]].float().cpu().numpy()
+        rows.append(_first_occurrences(row))
+    return rows
+
+
+def _first_occurrences(row: dict) -> dict:
+    """Keep each label's first emission. Only a model trained without the repeat mask (the
+    ablation) can emit a label twice; the others pass through unchanged."""
+    ids = row["ids"]
+    if len(set(ids)) == len(ids):
+        return row
+    keep = [i for i, label in enumerate(ids) if label not in ids[:i]]
+    row = {**row, "ids": [ids[i] for i in keep], "probs": [row["probs"][i] for i in keep]}
+    if "attention" in row:
+        row["attention"] = row["attention"][keep]
+    return row
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    return check_texts(texts)
+
+
+def load_model(path: str | Path, device: str = "cpu") -> LabelGenerator:
+    """Load a model folder written by :func:`seq2labels.pipeline.files.save_model`. Runs no code from the folder."""
+    return LabelGenerator.load(path, device=device)

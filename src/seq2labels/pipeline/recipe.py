@@ -1,0 +1,250 @@
+"""The SGM recipe: files -> vocabularies -> model -> generic trainer -> a ready :class:`LabelGenerator`.
+
+This is the only place that knows how the pieces fit together: ``data`` reads and
+encodes, ``models.sgm`` defines the network, ``training`` runs a model-agnostic
+loop, ``generator`` decodes and scores with the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from seq2labels.pipeline.config import RunConfig, save_config_yaml
+from seq2labels.data.dataset import SeqBatch, batch_indices, collate, encode_dataset
+from seq2labels.data.embeddings import load_word_vectors
+from seq2labels.data.labels import LabelVocab
+from seq2labels.data.readers import Example, read_examples
+from seq2labels.data.tokenizer import RegexTokenizer
+from seq2labels.data.vocab import Vocab
+from seq2labels.errors import ConfigError, DataFormatError
+from seq2labels.pipeline.model_card import describe_training_data
+from seq2labels.pipeline.generator import LabelGenerator, _gold_in_training_order
+from seq2labels.training.losses import sequence_loss
+from seq2labels.models.sgm import SGM
+from seq2labels.models.config import SGMConfig
+from seq2labels.training import distributed
+from seq2labels.training.loop import Trainer, TrainerConfig, TrainResult
+from seq2labels.training.seeding import seed_everything
+from seq2labels.data.validation import check_examples, check_label_counts
+
+log = logging.getLogger(__name__)
+
+
+# ---- training ------------------------------------------------------------------------
+
+def load_training_data(cfg: RunConfig) -> tuple[list[Example], list[Example]]:
+    """Read train (and valid) files; carve a seeded validation split when none is given."""
+    if not cfg.data.train:
+        raise DataFormatError("no training data: set data.train in the config or pass --train")
+    train = read_examples(cfg.data.train, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+    if cfg.data.valid:
+        valid = read_examples(cfg.data.valid, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+        return train, valid
+    return split_validation(train, cfg.data.valid_fraction, cfg.train.seed)
+
+
+def split_validation(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {fraction}")
+    if len(examples) < 2:
+        raise DataFormatError(f"need at least 2 training examples to carve a validation split, got {len(examples)}")
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_valid = max(1, int(round(len(examples) * fraction)))
+    valid_idx = set(order[:n_valid].tolist())
+    train = [ex for i, ex in enumerate(examples) if i not in valid_idx]
+    valid = [ex for i, ex in enumerate(examples) if i in valid_idx]
+    return train, valid
+
+
+def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexTokenizer, Vocab, LabelVocab]:
+    tokenizer = RegexTokenizer(lowercase=cfg.text.lowercase)
+    token_lists = (tokenizer(ex.text, max_tokens=cfg.text.max_len) for ex in train)
+    vocab = Vocab.build(token_lists, min_count=cfg.text.min_count, max_size=cfg.text.max_vocab)
+    if not any(ex.labels for ex in train):  # checked first: LabelVocab.build raises a bare ValueError
+        raise DataFormatError(f"{cfg.data.train or 'training data'}: no labels found in any example")
+    check_label_counts(train, cfg.labels.max_per_text, cfg.data.train or "training data")
+    label_vocab = LabelVocab.build((ex.labels for ex in train), order=cfg.labels.order, seed=cfg.train.seed)
+    return tokenizer, vocab, label_vocab
+
+
+def build_model(cfg: RunConfig, vocab: Vocab, label_vocab: LabelVocab,
+                train_texts: Sequence[str] | None = None, tokenizer: RegexTokenizer | None = None) -> SGM:
+    model_cfg = SGMConfig(vocab_size=len(vocab), num_outputs=label_vocab.size, **cfg.model.__dict__)
+    model = SGM(model_cfg)
+    if cfg.text.word_vectors:
+        vectors, found = load_word_vectors(cfg.text.word_vectors, vocab, model_cfg.embedding_dim)
+        copy_embeddings(model, vectors)
+        log.info("initialised %d of %d word embeddings from %s", found, len(vocab), cfg.text.word_vectors)
+    elif cfg.text.pretrain_embeddings:
+        if train_texts is None or tokenizer is None:
+            raise ValueError("text.pretrain_embeddings needs the training texts and the tokenizer")
+        from seq2labels.data.word2vec import iter_token_lists, pretrain_word_vectors
+        vectors, _ = pretrain_word_vectors(iter_token_lists(train_texts, tokenizer, cfg.text.max_len), vocab,
+                                           model_cfg.embedding_dim, seed=cfg.train.seed,
+                                           epochs=cfg.text.pretrain_epochs, min_count=cfg.text.min_count)
+        copy_embeddings(model, vectors)
+    return model
+
+
+def copy_embeddings(model: SGM, vectors: np.ndarray) -> None:
+    """Copy pre-trained vectors in; NaN rows (words without a vector) keep their random init."""
+    weight = model.encoder.embedding.weight
+    rows = ~np.isnan(vectors).any(axis=1)
+    rows[0] = False  # PAD stays zero
+    with torch.no_grad():
+        weight[torch.from_numpy(rows)] = torch.from_numpy(vectors[rows]).to(weight.dtype)
+
+
+def _tensorboard_dir(cfg: RunConfig, run_dir: str | Path | None) -> Path:
+    if cfg.train.tensorboard_dir:
+        return Path(cfg.train.tensorboard_dir)
+    if run_dir is None:
+        raise ConfigError("train.tensorboard needs a run folder or train.tensorboard_dir to write to")
+    return Path(run_dir) / "tensorboard"
+
+
+def _tensorboard_curves(cfg: RunConfig, run_dir: str | Path | None):
+    """The Trainer's epoch observer drawing TensorBoard curves; None when off or not rank 0."""
+    if not cfg.train.tensorboard or not distributed.is_main_process():
+        return None
+    from seq2labels.training.tensorboard_log import TensorBoardCurves
+    return TensorBoardCurves(_tensorboard_dir(cfg, run_dir))
+
+
+def trainer_config(cfg: RunConfig) -> TrainerConfig:
+    t = cfg.train
+    return TrainerConfig(max_epochs=t.epochs, patience=t.patience, lr=t.lr, weight_decay=t.weight_decay,
+                         lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps, grad_clip=t.grad_clip,
+                         monitor="micro_f1", mode="max", seed=t.seed, device=distributed.local_device(t.device),
+                         progress=t.progress, precision=t.precision)
+
+
+@dataclass
+class _TrainSource:
+    """The training data as the recipe needs it: vocabularies, and this process's batches."""
+
+    tokenizer: RegexTokenizer
+    vocab: Vocab
+    label_vocab: LabelVocab
+    n_examples: int
+    texts: list[str] | None                      # for text.pretrain_embeddings (in memory only)
+    make_batches: Callable[[int], Iterable[SeqBatch]]
+    steps: int                                   # batches per epoch on this process
+
+
+def _in_memory_source(cfg: RunConfig, train_examples: Sequence[Example]) -> _TrainSource:
+    """Length-bucketed, seeded batches of the loaded training set; this rank's share of them."""
+    tokenizer, vocab, label_vocab = build_vocabularies(train_examples, cfg)
+    train_set = encode_dataset(train_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
+    lengths = [len(t) for t in train_set.token_ids]
+    batch_size = cfg.train.batch_size
+    steps = math.ceil(math.ceil(len(train_set) / batch_size) / distributed.world_size())
+
+    def make_batches(epoch: int) -> Iterable[SeqBatch]:
+        batches = batch_indices(lengths, batch_size, shuffle=True, seed=cfg.train.seed * 1000 + epoch)
+        for idx in distributed.shard_batches(batches):
+            yield collate(train_set, idx)
+
+    return _TrainSource(tokenizer, vocab, label_vocab, len(train_examples), [ex.text for ex in train_examples],
+                        make_batches, steps)
+
+
+def _streaming_source(cfg: RunConfig) -> _TrainSource:
+    """The shards of data.train, scanned once for the vocabularies, then streamed every epoch."""
+    from seq2labels.data.streaming import dataset_from_scan, scan_from_config, streaming_loader
+
+    scan = scan_from_config(cfg)
+    if scan.n_examples < distributed.world_size():
+        raise DataFormatError(f"{cfg.data.train}: {scan.n_examples} examples cannot feed "
+                              f"{distributed.world_size()} processes")
+    dataset = dataset_from_scan(scan, cfg, rank=distributed.rank(), world_size=distributed.world_size())
+    workers = cfg.data.stream_workers
+    pin = torch.device(cfg.train.device).type == "cuda"
+
+    def make_batches(epoch: int) -> Iterable[SeqBatch]:
+        return streaming_loader(dataset, epoch, num_workers=workers, pin_memory=pin)
+
+    return _TrainSource(scan.tokenizer, scan.vocab, scan.label_vocab, scan.n_examples, None, make_batches,
+                        dataset.batches_per_epoch(workers))
+
+
+def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: Sequence[Example] | None = None,
+          valid_examples: Sequence[Example] | None = None, resume: bool = False) -> tuple[LabelGenerator, TrainResult]:
+    """Train SGM under ``cfg``; returns the best model (by validation micro-F1) and the run's history.
+
+    ``train.threads`` sets torch's intra-op threads for the whole process. Under torchrun
+    every process runs this with the same config and trains on its share of each epoch's
+    batches (``train.batch_size`` is per process); only rank 0 writes ``run_dir``. With
+    ``data.streaming`` the training set is read shard by shard, never held in memory.
+    """
+    from seq2labels.training.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if cfg.train.tensorboard:  # a missing extra stops the run before any data is read
+        from seq2labels.training.tensorboard_log import require_tensorboard
+        require_tensorboard()
+        _tensorboard_dir(cfg, run_dir)
+    if train_examples is not None:
+        train_examples = check_examples(train_examples, "train_examples")
+    if valid_examples is not None:
+        valid_examples = check_examples(valid_examples, "valid_examples")
+    if cfg.data.streaming:
+        if train_examples is not None:
+            raise ConfigError("data.streaming reads data.train itself; do not pass train_examples")
+        source = _streaming_source(cfg)
+        valid_examples = valid_examples if valid_examples is not None else read_examples(
+            cfg.data.valid, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+    else:
+        if train_examples is None:
+            train_examples, loaded_valid = load_training_data(cfg)
+            valid_examples = loaded_valid if valid_examples is None else valid_examples
+        elif valid_examples is None:
+            train_examples, valid_examples = split_validation(train_examples, cfg.data.valid_fraction,
+                                                              cfg.train.seed)
+        if len(train_examples) == 0:
+            raise DataFormatError("the training set is empty")
+        source = _in_memory_source(cfg, train_examples)
+    tokenizer, vocab, label_vocab = source.tokenizer, source.vocab, source.label_vocab
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg, vocab, label_vocab, source.texts, tokenizer)
+    generator = LabelGenerator(model, tokenizer, vocab, label_vocab, cfg)
+    generator.data_summary = describe_training_data(cfg, train_examples, valid_examples, source.n_examples)
+    make_batches, steps = source.make_batches, source.steps
+
+    def loss_fn(net: SGM, batch: SeqBatch) -> torch.Tensor:
+        log_probs = net(batch.src, batch.src_lengths, batch.targets)  # (batch, steps, V)
+        return sequence_loss(log_probs, batch.targets, cfg.train.loss, cfg.train.bce_weight)
+
+    valid_set = encode_dataset(valid_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
+    valid_gold = [_gold_in_training_order(ex.labels, label_vocab) for ex in valid_examples]
+
+    def evaluate_fn(net: SGM) -> dict[str, float]:
+        return generator.evaluate_encoded(valid_set, valid_gold, beam_size=1, precision=cfg.train.precision)
+
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+    if run_dir is not None and distributed.is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(save_config_yaml(cfg), encoding="utf-8")
+    log.info("training SGM: %d train / %d valid docs, %d words, %d labels%s", source.n_examples,
+             len(valid_examples), len(vocab), label_vocab.num_labels,
+             f"; {distributed.world_size()} processes" if distributed.is_distributed() else "")
+    curves = _tensorboard_curves(cfg, run_dir)
+    trainer = Trainer(model, trainer_config(cfg), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
+                      make_batches=make_batches, run_dir=run_dir, steps_per_epoch=steps, on_epoch_end=curves)
+    try:
+        result = trainer.fit(resume=resume)
+    finally:
+        if curves is not None:
+            curves.close()
+    model.eval()
+    return generator, result

@@ -1,0 +1,48 @@
+"""One training run as the command line does it: train, evaluate the test file, save, summarise."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from seq2labels.data.readers import read_examples
+from seq2labels.pipeline.config import RunConfig
+from seq2labels.pipeline.recipe import train
+from seq2labels.training import distributed
+from seq2labels.utils.atomic import atomic_write_json
+
+
+def train_test_save(cfg: RunConfig, out: str | Path | None = None, resume: str | Path | None = None) -> dict | None:
+    """Train under ``cfg`` into ``out`` (default runs/<time>) or continue ``resume``; rank 0 (the only
+    process without torchrun) then scores ``data.test``, saves RUN_DIR/model and summary.json.
+
+    Returns ``{"model_dir", "metrics"}`` on rank 0 and None on the other ranks."""
+    with distributed.session(cfg.train.device):  # under torchrun: one process group for the run
+        run_dir = Path(distributed.broadcast_object(  # rank 0's clock names the run folder for all
+            str(resume or out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))))
+        started = time.perf_counter()
+        generator, result = train(cfg, run_dir, resume=bool(resume))
+        if not distributed.is_main_process():
+            return None
+        seconds = time.perf_counter() - started
+        summary = {"best_epoch": result.best_epoch, "valid_micro_f1": result.best_score,
+                   "epochs_run": result.epochs_run, "train_seconds": round(seconds, 1)}
+        metrics = {f"valid_{k}": v for k, v in result.best_metrics.items()}
+        if cfg.data.test:
+            metrics.update(evaluate_file(generator, cfg.data.test, cfg.data.format, cfg.data.encoding_errors,
+                                         cfg.decode.beam_size, prefix="test_"))
+        model_dir = generator.save(run_dir / "model", metrics=metrics)
+        atomic_write_json(run_dir / "summary.json", {**summary, **metrics})
+        return {"model_dir": model_dir, "metrics": {**summary, **metrics}}
+
+
+def evaluate_file(generator, path: str, fmt: str | None, encoding_errors: str, beam_size: int | None,
+                  prefix: str = "", batch_size: int = 256, max_labels: int | None = None) -> dict:
+    """Every metric of ``generator`` on a labelled file, with docs/s and the beam size used."""
+    examples = read_examples(path, fmt, encoding_errors=encoding_errors)
+    beam = beam_size or generator.config.decode.beam_size
+    started = time.perf_counter()
+    metrics = generator.evaluate(examples, beam_size=beam, max_labels=max_labels, batch_size=batch_size)
+    metrics["docs_per_second"] = len(examples) / max(time.perf_counter() - started, 1e-9)
+    metrics["beam_size"] = beam
+    return {prefix + k: v for k, v in metrics.items()}

@@ -1,0 +1,118 @@
+"""Sequence losses against hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seq2labels.training.losses import LOSSES, label_set_bce, label_set_scores, sequence_cross_entropy, sequence_loss
+from seq2labels.models.sgm import SGM
+from seq2labels.models.config import SGMConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PAD, BOS, EOS = 0, 1, 2
+NEG_INF = float("-inf")
+
+
+def masked_log_probs(seed: int = 0, batch: int = 2, steps: int = 3, outputs: int = 6) -> torch.Tensor:
+    """Random log-distributions with PAD and BOS at -inf, as the model emits them."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, steps, outputs, generator=g)
+    logits[..., PAD] = NEG_INF
+    logits[..., BOS] = NEG_INF
+    return torch.log_softmax(logits, dim=-1)
+
+
+# ---- cross-entropy --------------------------------------------------------------------
+
+def test_sequence_cross_entropy_is_the_mean_nll_of_gold_labels_and_eos():
+    lp = masked_log_probs()
+    targets = torch.tensor([[3, 5, EOS], [EOS, PAD, PAD]])
+    expected = -(lp[0, 0, 3] + lp[0, 1, 5] + lp[0, 2, EOS] + lp[1, 0, EOS]) / 4
+    torch.testing.assert_close(sequence_cross_entropy(lp, targets), expected)
+
+
+def test_sequence_cross_entropy_ignores_pad_positions_even_where_pad_is_minus_inf():
+    lp = masked_log_probs()
+    targets = torch.tensor([[3, EOS, PAD], [EOS, PAD, PAD]])
+    base = sequence_cross_entropy(lp, targets)
+    changed = lp.clone()
+    changed[0, 2] = torch.log_softmax(torch.tensor([9.0, -3, 4, 1, 2, 7]), dim=0)  # rows only PAD targets
+    changed[1, 1:] = NEG_INF
+    changed[1, 1:, 4] = 0.0
+    assert torch.equal(sequence_cross_entropy(changed, targets), base)
+    # the model's PAD column is -inf everywhere; the loss and its gradient stay finite
+    leaf = lp.clone().requires_grad_(True)
+    loss = sequence_cross_entropy(leaf, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(leaf.grad).all()
+    assert torch.all(leaf.grad[0, 2] == 0) and torch.all(leaf.grad[1, 1:] == 0)
+
+
+# ---- label-set BCE -------------------------------------------------------------------
+
+def test_label_set_bce_equals_a_hand_computation():
+    # one document, outputs PAD BOS EOS a(3) b(4) c(5); gold {a}; targets a, EOS, PAD
+    probs = torch.tensor([[[0.0, 0.0, 0.1, 0.6, 0.2, 0.1],     # step 1: emits a
+                           [0.0, 0.0, 0.7, 0.0, 0.25, 0.05],   # step 2: EOS (a is masked)
+                           [0.0, 0.0, 0.01, 0.0, 0.98, 0.01]]])  # step 3: PAD target, must be ignored
+    lp = probs.log()
+    targets = torch.tensor([[3, EOS, PAD]])
+    s_a, s_b, s_c = 0.6, 0.25, 0.1                              # max over the two valid steps
+    expected = -(math.log(s_a) + math.log(1 - s_b) + math.log(1 - s_c))
+    assert label_set_bce(lp, targets).item() == pytest.approx(expected, rel=1e-5)
+    torch.testing.assert_close(label_set_scores(lp, targets)[0, 3:], torch.tensor([s_a, s_b, s_c]))
+
+
+def test_label_set_bce_averages_documents():
+    lp = masked_log_probs(seed=3)
+    targets = torch.tensor([[3, 5, EOS], [4, EOS, PAD]])
+    per_doc = [label_set_bce(lp[i:i + 1], targets[i:i + 1]) for i in range(2)]
+    torch.testing.assert_close(label_set_bce(lp, targets), (per_doc[0] + per_doc[1]) / 2)
+
+
+def test_label_set_bce_is_finite_when_a_label_never_gets_probability():
+    lp = masked_log_probs(outputs=5)
+    lp[0, :, 4] = NEG_INF             # gold label 4 impossible at every step: log(0) would be -inf
+    lp = torch.log_softmax(lp, dim=-1)
+    targets = torch.tensor([[4, EOS, PAD], [3, EOS, PAD]])
+    leaf = lp.clone().requires_grad_(True)
+    loss = label_set_bce(leaf, targets)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert not torch.isnan(leaf.grad).any()
+
+
+def test_losses_on_real_model_outputs_have_finite_gradients():
+    torch.manual_seed(0)
+    model = SGM(SGMConfig(vocab_size=20, num_outputs=7, embedding_dim=8, encoder_hidden=8,
+                          label_embedding_dim=8, decoder_hidden=8))
+    src = torch.tensor([[3, 4, 5], [6, 7, 0]])
+    targets = torch.tensor([[4, 3, 6, EOS], [5, EOS, PAD, PAD]])
+    for kind in LOSSES:
+        model.zero_grad()
+        loss = sequence_loss(model(src, torch.tensor([3, 2]), targets), targets, kind)
+        loss.backward()
+        assert torch.isfinite(loss), kind
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None), kind
+
+
+# ---- dispatch ------------------------------------------------------------------------
+
+def test_sequence_loss_dispatches_and_weights_the_bce_term():
+    lp = masked_log_probs(seed=5)
+    targets = torch.tensor([[3, EOS, PAD], [5, 4, EOS]])
+    ce, bce = sequence_cross_entropy(lp, targets), label_set_bce(lp, targets)
+    assert torch.equal(sequence_loss(lp, targets, "ce"), ce)
+    assert torch.equal(sequence_loss(lp, targets, "bce"), bce)
+    torch.testing.assert_close(sequence_loss(lp, targets, "ce+bce", bce_weight=0.25), ce + 0.25 * bce)
+
+
+def test_unknown_loss_name_is_an_error_listing_the_choices():
+    lp = masked_log_probs()
+    targets = torch.tensor([[3, EOS, PAD], [EOS, PAD, PAD]])
+    with pytest.raises(ValueError, match=r"unknown loss 'focal'.*ce, bce, ce\+bce"):
+        sequence_loss(lp, targets, "focal")
