@@ -121,3 +121,42 @@ def write_jsonl():
                 f.write(json.dumps({"text": ex.text, "labels": list(ex.labels)}, ensure_ascii=False) + "\n")
         return path
     return run
+
+
+# ---- a tiny random-weight BERT folder (transformer encoder tests) ---------------------------
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, sample_examples) -> Path:
+    """A Hugging Face folder built here (no files in the repo, no download): a 2-layer, 32-wide
+    BertModel with random weights and a word-piece tokenizer over the sample's 300 most frequent
+    words plus single characters. Skipped when the transformer extra is absent."""
+    pytest.importorskip("transformers", reason="needs the transformer extra: pip install 'seq2labels[transformer]'")
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    words = Counter(w for ex in sample_examples[0] for w in ex.text.lower().split() if w.isalpha())
+    chars = sorted({c for ex in sample_examples[0] for c in ex.text.lower() if not c.isspace()})
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars if c.isalnum())]
+    pieces += [w for w, _ in words.most_common(300) if w not in pieces]
+    tokenizer = Tokenizer(models.WordPiece({p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    fast.save_pretrained(str(folder))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        bert = BertModel(BertConfig(vocab_size=len(pieces), hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=48, max_position_embeddings=40))
+    bert.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_overrides(tiny_bert_dir) -> list[str]:
+    """TINY_OVERRIDES for SGM over the tiny BERT (frozen; 32 word pieces fit its 38-piece window)."""
+    return [*TINY_OVERRIDES, "model.encoder=transformer", f"model.pretrained={tiny_bert_dir}"]

@@ -34,6 +34,7 @@ from seq2labels.apps.serve import (  # noqa: E402
     MissingDependencyError,
     ServeSettings,
     _import_fastapi,
+    _model_lock,
     create_app,
 )
 
@@ -283,12 +284,13 @@ def test_chunked_body_is_counted_as_it_streams(client):
 
 
 def test_inference_past_the_timeout_is_503_and_the_server_recovers(reference):
-    app = create_app(reference, ServeSettings(timeout=1e-6))
+    app = create_app(reference, ServeSettings(timeout=0.05))
     with serve_thread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
-        for _ in range(3):
-            response = c.post("/predict", json={"texts": ["a text", "another one"]})
-            assert_error(response, 503, "timeout")
-            assert response.headers["retry-after"] == "1"
+        with _model_lock(reference):  # the model is busy: no request can finish in time, however fast
+            for _ in range(3):
+                response = c.post("/predict", json={"texts": ["a text", "another one"]})
+                assert_error(response, 503, "timeout")
+                assert response.headers["retry-after"] == "1"
         assert c.get("/health").status_code == 200
 
 
@@ -296,8 +298,8 @@ def test_runner_serves_the_next_request_after_an_abandoned_one(reference, test_t
     async def scenario():
         runner = InferenceRunner(reference, batch_size=64)
         try:
-            with pytest.raises(InferenceTimeout, match="timeout"):
-                await runner.predict(test_texts, beam_size=2, max_labels=None, timeout=1e-6)
+            with _model_lock(reference), pytest.raises(InferenceTimeout, match="timeout"):
+                await runner.predict(test_texts, beam_size=2, max_labels=None, timeout=0.05)
             return await runner.predict(test_texts, beam_size=2, max_labels=None, timeout=60)
         finally:
             runner.close()

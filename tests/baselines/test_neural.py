@@ -192,7 +192,7 @@ def test_mlp_sklearn_compatible(estimator, check):
 
 
 def test_validation_micro_f1_matches_the_metrics_module():
-    from seq2labels.baselines.neural import _micro_f1
+    from seq2labels.baselines.neural.common import _micro_f1
     from seq2labels.evaluation.metrics import multilabel_metrics
 
     rng = np.random.default_rng(0)

@@ -14,7 +14,8 @@ import pytest
 import scipy.sparse as sp
 
 from seq2labels.baselines import CNNRNNClassifier, KimCNNClassifier, MLPClassifier, text_pipeline
-from seq2labels.baselines.neural import BASELINE_FORMAT_VERSION, load_text_pipeline, save_text_pipeline
+from seq2labels.baselines.neural import load_text_pipeline, save_text_pipeline
+from seq2labels.baselines.neural.common import BASELINE_FORMAT_VERSION
 from seq2labels.apps.cli import sample_path
 from seq2labels.data.readers import read_examples
 from seq2labels.errors import ModelFormatError

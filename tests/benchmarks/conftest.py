@@ -1,8 +1,13 @@
-"""Benchmark scripts are not a package: their tests get them as fixtures, loaded from their files."""
+"""Benchmark scripts are not a package: their tests get them as fixtures, loaded from their files.
+
+benchmarks/speed.py is a thin entry point over benchmarks/speed_suite/ (one module per measurement),
+imported as the package ``speed_suite`` with benchmarks/ on ``sys.path``, as speed.py itself does."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -24,8 +29,27 @@ def _load_script(filename: str, module_name: str):
 
 
 @pytest.fixture(scope="module")
-def speed():
-    """benchmarks/speed.py"""
+def speed_suite():
+    """benchmarks/speed_suite/ with every module imported (``speed_suite.switches``, ``speed_suite.report``
+    ...); removed from sys.modules after, so each test module gets fresh module state."""
+    added = str(BENCHMARKS) not in sys.path
+    if added:
+        sys.path.insert(0, str(BENCHMARKS))
+    package = importlib.import_module("speed_suite")
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"speed_suite.{info.name}")
+    try:
+        yield package
+    finally:
+        for name in [n for n in sys.modules if n == "speed_suite" or n.startswith("speed_suite.")]:
+            sys.modules.pop(name, None)
+        if added and str(BENCHMARKS) in sys.path:
+            sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def speed(speed_suite):
+    """benchmarks/speed.py, the command line; it uses the same ``speed_suite`` modules as the fixture."""
     yield from _load_script("speed.py", "speed_benchmark")
 
 

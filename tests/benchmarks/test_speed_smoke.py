@@ -1,7 +1,7 @@
-"""The speed suite's own machinery (benchmarks/speed.py): its peer encoders and switches must be
+"""The speed suite's own machinery (benchmarks/speed.py over benchmarks/speed_suite/): its peer encoders and switches must be
 what they claim, or the table compares the wrong things; a --quick run must produce every table
 (fp32 and bf16 rows, the decoding switches, both malloc settings) and older result files must still
-render. No timing is asserted here."""
+render; its phases run in their own processes through speed.py. No timing is asserted here."""
 
 from __future__ import annotations
 
@@ -42,19 +42,20 @@ def _copy_package_weights(model: SGM, peer) -> None:
     peer.embedding.load_state_dict(model.encoder.embedding.state_dict())
 
 
-def test_packed_peer_computes_the_package_encoder_and_padded_peer_differs_only_backwards(speed):
+def test_packed_peer_computes_the_package_encoder_and_padded_peer_differs_only_backwards(speed_suite):
     model = _tiny_sgm()
-    classes = speed._encoder_classes()
+    classes = speed_suite.training._encoder_classes()
     packed, padded = classes["packed"](model.config).eval(), classes["padded"](model.config).eval()
     _copy_package_weights(model, packed)
     _copy_package_weights(model, padded)
     src, lengths = _batch()
     with torch.no_grad():
-        ours, mask = model.encoder(src, lengths)                     # (batch, time, 12)
-        by_packing, packed_mask = packed(src, lengths)
-        by_padding, _ = padded(src, lengths)
+        ours, mask, pooled = model.encoder(src, lengths)             # (batch, time, 12)
+        by_packing, packed_mask, packed_pooled = packed(src, lengths)
+        by_padding, _, _ = padded(src, lengths)
     assert torch.equal(mask, packed_mask)
     assert torch.allclose(ours, by_packing, atol=1e-6)
+    assert torch.allclose(pooled, packed_pooled, atol=1e-6)
     hidden = model.config.encoder_hidden
     assert torch.allclose(ours[..., :hidden], by_padding[..., :hidden], atol=1e-6)   # forward: same
     full = lengths == src.size(1)                                   # no padding: backward is the same too
@@ -62,7 +63,7 @@ def test_packed_peer_computes_the_package_encoder_and_padded_peer_differs_only_b
     assert not torch.allclose(ours[~full][..., hidden:], by_padding[~full][..., hidden:], atol=1e-4)
 
 
-def test_build_variant_swaps_only_the_encoder(speed, tmp_path):
+def test_build_variant_swaps_only_the_encoder(speed_suite, tmp_path):
     from seq2labels.pipeline.config import load_config
     from seq2labels.data.labels import LabelVocab
     from seq2labels.data.vocab import Vocab
@@ -71,24 +72,26 @@ def test_build_variant_swaps_only_the_encoder(speed, tmp_path):
                              "model.label_embedding_dim=8"])
     vocab = Vocab.build([["a", "b", "c"]], min_count=1)
     labels = LabelVocab.build([["x", "y"]])
-    ours = speed.build_variant(cfg, vocab, labels, "ours")
+    training = speed_suite.training
+    ours = training.build_variant(cfg, vocab, labels, "ours")
     for kind in ("padded", "packed"):
-        peer = speed.build_variant(cfg, vocab, labels, kind)
+        peer = training.build_variant(cfg, vocab, labels, kind)
         assert type(peer.encoder).__name__ != type(ours.encoder).__name__
         assert sum(p.numel() for p in peer.encoder.parameters()) == sum(p.numel() for p in ours.encoder.parameters())
         assert torch.equal(peer.output.weight, ours.output.weight)  # same seed, same decoder
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
-def test_without_early_stop_runs_every_step_and_changes_no_answer(speed, beam_size):
+def test_without_early_stop_runs_every_step_and_changes_no_answer(speed_suite, beam_size):
+    switches = speed_suite.switches
     model = _tiny_sgm(1)
     src, lengths = _batch()
-    counted = speed.CountingStepModel(model)
+    counted = switches.CountingStepModel(model)
     with torch.inference_mode():
         early = decode(counted, src, lengths, beam_size=beam_size, max_labels=6)
         early_steps = counted.steps
         counted.steps = 0
-        with speed.without_early_stop():
+        with switches.without_early_stop():
             full = decode(counted, src, lengths, beam_size=beam_size, max_labels=6)
     assert counted.steps == 6 >= early_steps
     assert torch.equal(early.sequences, full.sequences) and torch.equal(early.lengths, full.lengths)
@@ -96,9 +99,9 @@ def test_without_early_stop_runs_every_step_and_changes_no_answer(speed, beam_si
     assert "bool" not in vars(search)                                # the switch is undone
 
 
-def test_switch_table_starts_with_the_default_and_changes_one_thing_per_row(speed):
+def test_switch_table_starts_with_the_default_and_changes_one_thing_per_row(speed_suite):
     for has_compact in (False, True):
-        rows = speed.decode_switches(has_compact)
+        rows = speed_suite.switches.decode_switches(has_compact)
         default = rows[0][2]
         assert rows[0][0] == "default" and default["early_stop"] and default["grad_mode"] == "inference_mode"
         for switch, _, options in rows[1:]:
@@ -111,8 +114,8 @@ def test_switch_table_starts_with_the_default_and_changes_one_thing_per_row(spee
                 ("encoder reversal", "gather, pooling re-masks (before 6903dbe)")} <= settings
 
 
-def test_counting_model_can_hide_shared_static_and_changes_no_answer(speed):
-    class StaticRows(speed.CountingStepModel):
+def test_counting_model_can_hide_shared_static_and_changes_no_answer(speed_suite):
+    class StaticRows(speed_suite.switches.CountingStepModel):
         """Also notes the most rows any static tensor had at a step."""
 
         most = 0
@@ -132,38 +135,41 @@ def test_counting_model_can_hide_shared_static_and_changes_no_answer(speed):
     assert torch.equal(a.sequences, b.sequences) and torch.allclose(a.scores, b.scores, atol=1e-5)
 
 
-def test_energy_in_one_piece_is_undone_and_changes_no_answer(speed, monkeypatch):
+def test_energy_in_one_piece_is_undone_and_changes_no_answer(speed_suite, monkeypatch):
     from seq2labels.models import attention
 
+    switches = speed_suite.switches
     monkeypatch.setattr(attention, "ENERGY_CHUNK_ELEMENTS", 1)             # the tiny model: one example per slice
     model = _tiny_sgm(3)
     src, lengths = _batch()
     with torch.inference_mode():
         sliced = decode(model, src, lengths, beam_size=3, max_labels=5)
-        with speed.energy_in_one_piece():
-            assert attention.ENERGY_CHUNK_ELEMENTS == speed.ONE_PIECE
+        with switches.energy_in_one_piece():
+            assert attention.ENERGY_CHUNK_ELEMENTS == switches.ONE_PIECE
             whole = decode(model, src, lengths, beam_size=3, max_labels=5)
     assert attention.ENERGY_CHUNK_ELEMENTS == 1
     assert torch.equal(sliced.sequences, whole.sequences) and torch.allclose(sliced.scores, whole.scores, atol=1e-5)
 
 
-def test_training_variants_are_the_six_fp32_ones_and_two_bf16(speed):
-    fp32 = [v for v in speed.TRAIN_VARIANTS if v[2] == "fp32"]
-    assert sorted(fp32) == sorted((e, o, "fp32") for e in speed.ENCODERS for o in speed.ORDERS)
-    assert [v for v in speed.TRAIN_VARIANTS if v[2] == "bf16"] == [("ours", "bucketed", "bf16"),
-                                                                    ("padded", "random", "bf16")]
-    assert speed.PLAIN_PADDED in speed.TRAIN_VARIANTS
-    assert speed._variant(["ours", "bucketed"]) == ("ours", "bucketed", "fp32")   # older specs
+def test_training_variants_are_the_six_fp32_ones_and_two_bf16(speed_suite):
+    training = speed_suite.training
+    fp32 = [v for v in training.TRAIN_VARIANTS if v[2] == "fp32"]
+    assert sorted(fp32) == sorted((e, o, "fp32") for e in training.ENCODERS for o in training.ORDERS)
+    assert [v for v in training.TRAIN_VARIANTS if v[2] == "bf16"] == [("ours", "bucketed", "bf16"),
+                                                                       ("padded", "random", "bf16")]
+    assert training.PLAIN_PADDED in training.TRAIN_VARIANTS
+    assert training._variant(["ours", "bucketed"]) == ("ours", "bucketed", "fp32")   # older specs
+    assert training.package_variants() == [["ours", "bucketed", p] for p in speed_suite.harness.PRECISIONS]
 
 
-def test_agreement_compares_bf16_with_fp32_and_batch_1_with_batch_256(speed):
+def test_agreement_compares_bf16_with_fp32_and_batch_1_with_batch_256(speed_suite):
     def row(decoding, batch_size, precision, labels, f1):
         return {"decoding": decoding, "batch_size": batch_size, "precision": precision, "labels": labels,
                 "micro_f1": f1, "docs": len(labels)}
 
     rows = [row("beam5", 256, "fp32", [["a"], ["b"]], 0.5), row("beam5", 256, "bf16", [["a"], ["c"]], 0.25),
             row("beam5", 1, "fp32", [["a"], ["b"]], 0.5), row("beam5", 1, "bf16", [["a"], ["b"]], 0.5)]
-    speed.add_agreement(rows)
+    speed_suite.prediction.add_agreement(rows)
     assert rows[1]["same_as_fp32"] == "1/2" and rows[1]["micro_f1_minus_fp32"] == -0.25
     assert rows[3]["same_as_fp32"] == "2/2" and rows[3]["same_as_batch_256"] == "1/2"
     assert "same_as_fp32" not in rows[0] and rows[2]["same_as_batch_256"] == "2/2"
@@ -198,51 +204,55 @@ def _as_old_format(record: dict) -> dict:
     return old
 
 
-def test_result_files_render_in_both_formats(speed, tmp_path):
-    files = sorted(speed.RESULTS.glob("speed_*.json"))
+def test_result_files_render_in_both_formats(speed_suite, tmp_path):
+    from common import RESULTS
+
+    files = sorted(RESULTS.glob("speed_*.json"))
     if not files:
         pytest.skip("no speed results recorded")
     for path in files:
         record = json.loads(path.read_text())
         (tmp_path / path.name).write_text(json.dumps(record))
         (tmp_path / path.name.replace("speed_", "speed_old-")).write_text(json.dumps(_as_old_format(record)))
-    text = speed.summary_markdown(tmp_path)
+    text = speed_suite.report.summary_markdown(tmp_path)
     assert "## Targets (Reuters-21578, issue 6)" in text or "reuters21578" not in text
     assert text.count("### Training throughput") == 2 * len(files)
 
 
-def _can_run_quick(speed) -> bool:
-    return speed.model_dir("reuters21578").exists() and "test" in speed.data_files("reuters21578")
+def _can_run_quick(harness) -> bool:
+    return harness.model_dir("reuters21578").exists() and "test" in harness.data_files("reuters21578")
 
 
-def test_quick_run_has_bf16_rows_switch_rows_and_both_malloc_settings(speed, tmp_path):
-    if not _can_run_quick(speed):
+def test_quick_run_has_bf16_rows_switch_rows_and_both_malloc_settings(speed, speed_suite, tmp_path):
+    harness = speed_suite.harness
+    if not _can_run_quick(harness):
         pytest.skip("needs benchmarks/runs/reuters21578-sgm/model and the shared Reuters-21578 data")
     speed.main(["--quick", "--dataset", "reuters21578", "--out", str(tmp_path)])
     record = json.loads((tmp_path / "speed_reuters21578.json").read_text())
 
     training = record["training"]
     assert "error" not in training
-    assert {(r["encoder"], r["order"], r["precision"]) for r in training["rows"]} == set(speed.TRAIN_VARIANTS)
+    assert {(r["encoder"], r["order"], r["precision"]) for r in training["rows"]} == set(speed_suite.training.TRAIN_VARIANTS)
     assert set(record["training_memory"]) == {"fp32", "bf16"}
 
     prediction = record["prediction"]
     assert "error" not in prediction
     keys = {(r["decoding"], r["batch_size"], r["precision"]) for r in prediction["rows"]}
-    assert keys == {(d, b, p) for d in speed.DECODINGS for b in (256, 1) for p in speed.PRECISIONS}
+    assert keys == {(d, b, p) for d in speed_suite.prediction.DECODINGS for b in (256, 1)
+                    for p in harness.PRECISIONS}
     for r in prediction["rows"]:
         assert ("same_as_fp32" in r and "micro_f1_minus_fp32" in r) == (r["precision"] == "bf16")
 
     switches = record["decode_switches"]
     assert "error" not in switches
     settings = {(r["switch"], r["setting"]) for r in switches["rows"]}
-    assert {(s, v) for s, v, _ in speed.decode_switches(switches["has_compact"])} == settings
+    assert {(s, v) for s, v, _ in speed_suite.switches.decode_switches(switches["has_compact"])} == settings
 
     allocator = record["allocator"]["settings"]
-    assert [s["name"] for s in allocator] == list(speed.ALLOCATOR_SETTINGS)
+    assert [s["name"] for s in allocator] == list(speed_suite.allocator.ALLOCATOR_SETTINGS)
     for setting in allocator:
         assert "error" not in setting["training"] and "error" not in setting["prediction"]
-        assert {r["precision"] for r in setting["prediction"]["rows"]} == set(speed.PRECISIONS)
+        assert {r["precision"] for r in setting["prediction"]["rows"]} == set(harness.PRECISIONS)
         if sys.platform.startswith("linux"):                         # the environment reached the process
             raised = setting["env"] == {}
             assert setting["training"]["malloc_thresholds_raised"] == raised
@@ -252,12 +262,12 @@ def test_quick_run_has_bf16_rows_switch_rows_and_both_malloc_settings(speed, tmp
     for needle in ("| encoder | batch order | precision |", "same labels as fp32", "static_per_example off",
                    "one piece (no slicing)", "SEQ2LABELS_MALLOC=default", "package default"):
         assert needle in text
-    targets = "\n".join(speed.targets_markdown([{**record, "quick": False}]))
+    targets = "\n".join(speed_suite.targets.targets_markdown([{**record, "quick": False}]))
     assert "batch 256, 1 thread(s), bf16" in targets and "fp32 against padded, random, fp32" in targets
     assert "bf16 against padded, random, fp32" in targets
 
 
-def test_encoder_as_before_6903dbe_is_undone_and_changes_no_answer(speed):
+def test_encoder_as_before_6903dbe_is_undone_and_changes_no_answer(speed_suite):
     from seq2labels.models.encoders import rnn
 
     model = _tiny_sgm(4)
@@ -265,11 +275,11 @@ def test_encoder_as_before_6903dbe_is_undone_and_changes_no_answer(speed):
     reverse, zero = rnn.reverse_rows, rnn.Encoder.memory_zero_on_padding
     with torch.inference_mode():
         now = decode(model, src, lengths, beam_size=3, max_labels=5)
-        memory_now, _ = model.encoder(src, lengths)
-        with speed.encoder_as_before_6903dbe():
+        memory_now = model.encoder(src, lengths).memory
+        with speed_suite.switches.encoder_as_before_6903dbe():
             assert rnn.reverse_rows is not reverse and not model.encoder.memory_zero_on_padding
             before = decode(model, src, lengths, beam_size=3, max_labels=5)
-            memory_before, _ = model.encoder(src, lengths)
+            memory_before = model.encoder(src, lengths).memory
     assert rnn.reverse_rows is reverse and rnn.Encoder.memory_zero_on_padding is zero
     assert model.encoder.memory_zero_on_padding
     assert torch.equal(memory_now, memory_before)

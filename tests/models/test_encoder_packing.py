@@ -29,7 +29,7 @@ def test_encoder_equals_packed_bidirectional_rnn(rnn_type, layers):
     src = torch.randint(1, 50, (4, 7))
     for i, n in enumerate(lengths.tolist()):
         src[i, n:] = 0
-    memory, mask = model.encoder(src, lengths)                           # (batch, time, 16)
+    memory, mask, _ = model.encoder(src, lengths)                        # (batch, time, 16)
 
     rnn_cls = torch.nn.LSTM if rnn_type == "lstm" else torch.nn.GRU
     reference = rnn_cls(6, 8, num_layers=layers, bidirectional=True, batch_first=True)
@@ -64,7 +64,7 @@ def test_start_pools_only_real_tokens_whether_or_not_the_encoder_zeroes_padding(
     src = torch.randint(1, 50, (3, 7))
     for i, n in enumerate(lengths.tolist()):
         src[i, n:] = 0
-    memory, mask = model.encoder(src, lengths)                           # (batch, time, 16)
+    memory, mask, _ = model.encoder(src, lengths)                        # (batch, time, 16)
     assert model.encoder.memory_zero_on_padding is not self_attention
     if not self_attention:
         assert not memory[~mask].any()                                   # exactly zero: pooling relies on it

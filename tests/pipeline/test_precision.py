@@ -36,9 +36,9 @@ def test_bf16_prediction_runs_under_autocast_and_keeps_float32_outputs(tiny, tes
     encoder_forward = type(tiny.generator.model.encoder).forward
 
     def spy(self, src, lengths):
-        memory, mask = encoder_forward(self, src, lengths)
-        seen.append(memory.dtype)
-        return memory, mask
+        out = encoder_forward(self, src, lengths)
+        seen.append(out.memory.dtype)
+        return out
 
     monkeypatch.setattr(type(tiny.generator.model.encoder), "forward", spy)
     fp32 = tiny.generator.predict(test_texts, beam_size=3)

@@ -22,6 +22,11 @@ from seq2labels.data.readers import Example
 from seq2labels.errors import ConfigError, DataFormatError
 
 
+# SGMClassifier parameters that are model.* keys of the same name (the encoder choice)
+ENCODER_PARAMS = ("encoder", "pretrained", "encoder_mode", "finetune_layers", "encoder_lr", "long_text",
+                  "head_tokens", "pooling", "encoder_precision", "label_init", "label_descriptions")
+
+
 class SGMClassifier(ClassifierMixin, BaseEstimator):
     """Sequence generation model (SGM) with a scikit-learn API.
 
@@ -40,7 +45,11 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                  lr: float = 1e-3, patience: int = 4, loss: str = "ce", valid_fraction: float = 0.1,
                  beam_size: int = 1, max_labels: int = 10, min_labels: int = 0, seed: int = 0,
                  device: str = "cpu", precision: str = "fp32", verbose: bool = False,
-                 classes: Sequence | None = None):
+                 classes: Sequence | None = None, lr_schedule: str = "plateau", warmup_steps: int = 0,
+                 encoder: str = "rnn", pretrained: str | None = None, encoder_mode: str = "frozen",
+                 finetune_layers: int | None = None, encoder_lr: float = 5e-5, long_text: str = "head",
+                 head_tokens: int = 128, pooling: str = "mean", encoder_precision: str = "fp32",
+                 label_init: str = "random", label_descriptions: str | None = None):
         self.embedding_dim = embedding_dim
         self.encoder_hidden = encoder_hidden
         self.encoder_layers = encoder_layers
@@ -72,6 +81,19 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         self.precision = precision
         self.verbose = verbose
         self.classes = classes
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
+        self.encoder = encoder                   # "transformer": a pretrained model (model.encoder)
+        self.pretrained = pretrained
+        self.encoder_mode = encoder_mode
+        self.finetune_layers = finetune_layers
+        self.encoder_lr = encoder_lr
+        self.long_text = long_text
+        self.head_tokens = head_tokens
+        self.pooling = pooling
+        self.encoder_precision = encoder_precision
+        self.label_init = label_init
+        self.label_descriptions = label_descriptions
 
     # ---- configuration -----------------------------------------------------------------
     def _run_config(self) -> RunConfig:
@@ -85,13 +107,17 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                               self_attention=self.self_attention, attention=self.attention,
                               label_embedding_dim=self.label_embedding_dim, decoder_hidden=self.decoder_hidden,
                               global_embedding=self.global_embedding, bag_of_words=self.bag_of_words,
-                              dropout=self.dropout),
+                              dropout=self.dropout, **self._encoder_params()),
             train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                               loss=self.loss, seed=self.seed, device=self.device, precision=self.precision,
-                              progress=self.verbose),
+                              progress=self.verbose, lr_schedule=self.lr_schedule, warmup_steps=self.warmup_steps),
             decode=DecodeConfig(beam_size=self.beam_size, max_labels=self.max_labels, min_labels=self.min_labels,
                                 precision=self.precision),
         )
+
+    def _encoder_params(self) -> dict:
+        """The model.* keys of the encoder choice (named as in the YAML config)."""
+        return {name: getattr(self, name) for name in ENCODER_PARAMS}
 
     def _checked_config(self) -> RunConfig:
         """The run config after the checks a YAML config gets, so a bad parameter (batch_size=0,
@@ -227,7 +253,8 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                   lr=cfg.train.lr, patience=cfg.train.patience, loss=cfg.train.loss,
                   valid_fraction=cfg.data.valid_fraction, beam_size=cfg.decode.beam_size,
                   max_labels=cfg.decode.max_labels, min_labels=cfg.decode.min_labels, seed=cfg.train.seed,
-                  device=device)
+                  device=device, lr_schedule=cfg.train.lr_schedule, warmup_steps=cfg.train.warmup_steps,
+                  **{name: getattr(cfg.model, name) for name in ENCODER_PARAMS})
         est.generator_ = generator
         est.classes_ = np.asarray(saved.get("classes", generator.label_vocab.labels), dtype=object)
         est._fit_with_indicator = bool(saved.get("fit_with_indicator", False))

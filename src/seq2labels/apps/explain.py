@@ -113,11 +113,22 @@ def explain(generator, texts: Sequence[str], *, beam_size: int | None = None, ma
         if attention.shape != (len(pred.labels), len(tokens)):
             raise ValueError(f"attention has shape {attention.shape}, expected "
                              f"({len(pred.labels)}, {len(tokens)}) for labels x tokens")
+        tokens, attention, n_text_tokens = _as_words(generator.tokenizer, text, tokens, attention)
         out.append(Explanation(text=text, tokens=tokens, labels=list(pred.labels),
                                probabilities=[float(p) for p in pred.probabilities], attention=attention,
-                               score=float(pred.score), n_text_tokens=len(generator.tokenizer(text)),
+                               score=float(pred.score), n_text_tokens=n_text_tokens,
                                model_attends=attends))
     return out
+
+
+def _as_words(tokenizer, text: str, tokens: list[str], attention: np.ndarray) -> tuple[list[str], np.ndarray, int]:
+    """A word-piece model's attention summed back onto the words (as written) its pieces came from;
+    tokens of the regex tokenizer pass through. Also the text's length in those units."""
+    words = tokenizer.words(text) if hasattr(tokenizer, "words") else None
+    if not words:
+        return tokens, attention, len(tokenizer(text))
+    merged = np.stack([attention[:, positions].sum(1) for _, positions in words], axis=1)  # (labels, words)
+    return [word for word, _ in words], merged.astype(np.float32), tokenizer.word_count(text)
 
 
 # ---- heatmap ---------------------------------------------------------------------------

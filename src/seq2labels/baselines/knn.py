@@ -1,7 +1,7 @@
 """Nearest-neighbour multi-label baselines: ML-kNN and BRkNN.
 
 Both use ``sklearn.neighbors.NearestNeighbors`` (Euclidean distance, dense or sparse X) and
-share the target handling of :class:`~seq2labels.baselines.problem_transformation.MultiLabelClassifierBase`
+share the target handling of :class:`~seq2labels.baselines.base.MultiLabelClassifierBase`
 (a 2-D 0/1 ``Y`` is multi-label; a 1-D ``y`` is single-output, one-vs-rest encoded).
 """
 
@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from seq2labels.baselines.problem_transformation import MultiLabelClassifierBase
+from seq2labels.baselines.base import MultiLabelClassifierBase
 
 __all__ = ["MLkNN", "BRkNN"]
 

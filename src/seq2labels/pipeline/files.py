@@ -8,8 +8,9 @@ A model folder holds exactly these files::
     vocab.json         the word vocabulary
     labels.json        the label vocabulary and its training order
     README.md          a model card (not read back)
+    tokenizer.json     only with a transformer encoder: its word-piece tokenizer (JSON)
 
-Loading opens only the four data files above, never ``pickle`` or ``torch.load``,
+Loading opens only the data files above, never ``pickle`` or ``torch.load``,
 so a ``.pt`` or ``.pkl`` someone drops into the folder is never executed. Saving
 writes a complete sibling folder first and then swaps it in, so a crash half-way
 leaves the previous model loadable.
@@ -27,11 +28,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seq2labels._version import __version__
-from seq2labels.utils.atomic import _process_umask, atomic_write_json, atomic_write_text, fsync_dir
+from seq2labels.utils.atomic import _process_umask, atomic_write_json, atomic_write_text, fsync_dir, swap_in_folder
 from seq2labels.pipeline.config import config_from_dict
 from seq2labels.data.labels import LabelVocab
 from seq2labels.data.tokenizer import RegexTokenizer
 from seq2labels.data.vocab import Vocab
+from seq2labels.data.wordpiece import WordPieceTokenizer
 from seq2labels.errors import ConfigError, ModelFormatError
 from seq2labels.models.sgm import SGM
 from seq2labels.models.config import SGMConfig
@@ -54,7 +56,7 @@ def save_model(generator, path: str | Path, metrics: dict | None = None, estimat
     try:
         os.chmod(staging, 0o777 & ~_process_umask())  # mkdtemp's 0700 would make the model private
         _write_model_files(generator, staging, metrics, estimator)
-        _swap_in(staging, path)
+        swap_in_folder(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -64,6 +66,8 @@ def save_model(generator, path: str | Path, metrics: dict | None = None, estimat
 def _write_model_files(generator, folder: Path, metrics: dict | None, estimator: dict | None = None) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in generator.model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": FORMAT_NAME})
+    for name, text in getattr(generator.tokenizer, "model_files", dict)().items():  # e.g. tokenizer.json
+        atomic_write_text(folder / name, text)
     atomic_write_json(folder / "vocab.json", generator.vocab.to_dict())
     atomic_write_json(folder / "labels.json", generator.label_vocab.to_dict())
     atomic_write_text(folder / "README.md", model_card(generator, metrics))
@@ -83,24 +87,6 @@ def _write_model_files(generator, folder: Path, metrics: dict | None, estimator:
         **extra,
     })
     fsync_dir(folder)
-
-
-def _swap_in(staging: Path, path: Path) -> None:
-    if path.exists():
-        if not path.is_dir():
-            raise ModelFormatError(f"{path}: exists and is not a folder; refusing to overwrite it")
-        backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-        backup.rmdir()
-        os.replace(path, backup)
-        try:
-            os.replace(staging, path)
-        except BaseException:
-            os.replace(backup, path)  # put the previous model back
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(staging, path)
-    fsync_dir(path.parent)
 
 
 def _read_json(path: Path) -> dict:
@@ -143,7 +129,7 @@ def read_model_parts(path: str | Path, device: str = "cpu") -> dict:
     try:
         model_cfg = SGMConfig.from_dict(meta["model"])
         run_cfg = config_from_dict(meta["run_config"])
-        tokenizer = RegexTokenizer.from_dict(meta["tokenizer"])
+        tokenizer = _tokenizer_from_dict(meta["tokenizer"], path)
         vocab = Vocab.from_dict(vocab_data)
         label_vocab = LabelVocab.from_dict(labels_data)
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -157,7 +143,10 @@ def read_model_parts(path: str | Path, device: str = "cpu") -> dict:
         state = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFormatError(f"{weights_path}: cannot read weights ({exc})") from None
-    model = SGM(model_cfg)
+    try:
+        model = SGM(model_cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{path / 'config.json'}: cannot build the network ({exc})") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -170,3 +159,8 @@ def read_model_parts(path: str | Path, device: str = "cpu") -> dict:
             "config": run_cfg, "data_summary": summary}
 
 
+def _tokenizer_from_dict(data: dict, folder: Path):
+    """The regex tokenizer, or a pretrained model's word pieces read from the folder's tokenizer.json."""
+    if isinstance(data, dict) and data.get("type") == WordPieceTokenizer.type_name:
+        return WordPieceTokenizer.from_dict(data, folder)
+    return RegexTokenizer.from_dict(data)

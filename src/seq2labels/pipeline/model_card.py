@@ -89,6 +89,10 @@ def _card_data(cfg, data: dict, n_words: int) -> list[str]:
         lines.append(f"- test: {describe('test')}")
     if "labels_per_doc" in data:
         lines.append(f"- labels per training document: {data['labels_per_doc']:.2f} on average")
+    if getattr(cfg.model, "encoder", "rnn") == "transformer":
+        lines += [f"- word pieces in the pretrained vocabulary: {n_words:,}; pieces kept per text: "
+                  f"{cfg.text.max_len}", ""]
+        return lines
     lines += [f"- words in vocabulary: {n_words:,} (seen at least {cfg.text.min_count} time(s) in train); "
               f"tokens kept per text: {cfg.text.max_len}", ""]
     return lines
@@ -128,11 +132,25 @@ def _card_use_and_limits(cfg, data: dict, generator) -> list[str]:
     if rare:
         lines.append(f"- {rare} label(s) have fewer than {RARE_LABEL_DOCS} training documents; expect them "
                      "to be predicted rarely and unreliably.")
-    lines += [
-        f"- Texts are cut to their first {cfg.text.max_len} tokens: anything later is not read.",
-        f"- Language and domain: those of the training data. The tokenizer splits on the pattern "
-        f"`{tokenizer.pattern}`{' after lowercasing' if tokenizer.lowercase else ''}; words outside the "
-        f"vocabulary are read as `<unk>`, so text in another language or domain is mostly unknown words.",
-        "- Probabilities are the decoder's step probabilities, not calibrated confidences.", "",
-    ]
+    if getattr(tokenizer, "type_name", "regex") != "regex":
+        lines += _card_pretrained_limits(cfg)
+    else:
+        lines += [
+            f"- Texts are cut to their first {cfg.text.max_len} tokens: anything later is not read.",
+            f"- Language and domain: those of the training data. The tokenizer splits on the pattern "
+            f"`{tokenizer.pattern}`{' after lowercasing' if tokenizer.lowercase else ''}; words outside the "
+            f"vocabulary are read as `<unk>`, so text in another language or domain is mostly unknown words.",
+        ]
+    lines += ["- Probabilities are the decoder's step probabilities, not calibrated confidences.", ""]
     return lines
+
+
+def _card_pretrained_limits(cfg) -> list[str]:
+    """What a transformer encoder reads: its own word pieces, up to text.max_len of them."""
+    m = cfg.model
+    read = {"head": f"their first {cfg.text.max_len} word pieces",
+            "head_tail": f"their first {m.head_tokens} and last {cfg.text.max_len - m.head_tokens} word pieces",
+            "windows": f"their first {cfg.text.max_len} word pieces, in windows the encoder reads one at a time"}
+    return [f"- Encoder: the pretrained transformer `{m.pretrained}` ({m.encoder_mode}); texts are read as "
+            f"{read[m.long_text]}: anything else is not read.",
+            "- Language and domain: those of the pretrained model and of the training data."]

@@ -28,7 +28,7 @@ from seq2labels.pipeline.model_card import describe_training_data
 from seq2labels.pipeline.generator import LabelGenerator, _gold_in_training_order
 from seq2labels.training.losses import sequence_loss
 from seq2labels.models.sgm import SGM
-from seq2labels.models.config import SGMConfig
+from seq2labels.pipeline.transformer import build_tokenizer, build_transformer_model, sgm_config, uses_transformer
 from seq2labels.training import distributed
 from seq2labels.training.loop import Trainer, TrainerConfig, TrainResult
 from seq2labels.training.seeding import seed_everything
@@ -64,9 +64,12 @@ def split_validation(examples: Sequence[Example], fraction: float, seed: int) ->
 
 
 def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexTokenizer, Vocab, LabelVocab]:
-    tokenizer = RegexTokenizer(lowercase=cfg.text.lowercase)
-    token_lists = (tokenizer(ex.text, max_tokens=cfg.text.max_len) for ex in train)
-    vocab = Vocab.build(token_lists, min_count=cfg.text.min_count, max_size=cfg.text.max_vocab)
+    if uses_transformer(cfg):  # the pretrained model's word pieces and vocabulary
+        tokenizer, vocab = build_tokenizer(cfg)
+    else:
+        tokenizer = RegexTokenizer(lowercase=cfg.text.lowercase)
+        token_lists = (tokenizer(ex.text, max_tokens=cfg.text.max_len) for ex in train)
+        vocab = Vocab.build(token_lists, min_count=cfg.text.min_count, max_size=cfg.text.max_vocab)
     if not any(ex.labels for ex in train):  # checked first: LabelVocab.build raises a bare ValueError
         raise DataFormatError(f"{cfg.data.train or 'training data'}: no labels found in any example")
     check_label_counts(train, cfg.labels.max_per_text, cfg.data.train or "training data")
@@ -76,7 +79,9 @@ def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexT
 
 def build_model(cfg: RunConfig, vocab: Vocab, label_vocab: LabelVocab,
                 train_texts: Sequence[str] | None = None, tokenizer: RegexTokenizer | None = None) -> SGM:
-    model_cfg = SGMConfig(vocab_size=len(vocab), num_outputs=label_vocab.size, **cfg.model.__dict__)
+    if uses_transformer(cfg):
+        return build_transformer_model(cfg, tokenizer, vocab, label_vocab)
+    model_cfg = sgm_config(cfg, len(vocab), label_vocab.size)
     model = SGM(model_cfg)
     if cfg.text.word_vectors:
         vectors, found = load_word_vectors(cfg.text.word_vectors, vocab, model_cfg.embedding_dim)
@@ -241,9 +246,14 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
     curves = _tensorboard_curves(cfg, run_dir)
     trainer = Trainer(model, trainer_config(cfg), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
                       make_batches=make_batches, run_dir=run_dir, steps_per_epoch=steps, on_epoch_end=curves)
+    caching = getattr(model.encoder, "frozen", False)  # a frozen transformer: each text's states once
+    if caching:
+        model.encoder.enable_cache()
     try:
         result = trainer.fit(resume=resume)
     finally:
+        if caching:
+            model.encoder.disable_cache()
         if curves is not None:
             curves.close()
     model.eval()

@@ -28,8 +28,18 @@ PLATEAU_PATIENCE = 1
 Scheduler = LRScheduler | ReduceLROnPlateau
 
 
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Frozen parameters (e.g. fixed pretrained embeddings) must not reach the optimizer."""
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter] | list[dict]:
+    """Frozen parameters (e.g. fixed pretrained embeddings) must not reach the optimizer.
+
+    A model with a ``parameter_groups()`` method (a list of optimizer group dicts, e.g. a
+    pretrained encoder at a lower learning rate) gets those groups when there are several;
+    with one group the plain parameter list is returned, exactly as for any other model.
+    """
+    groups = getattr(model, "parameter_groups", None)
+    if callable(groups):
+        listed = [g for g in groups() if g["params"]]
+        if len(listed) > 1:
+            return listed
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -42,7 +52,8 @@ def build_optimizer(params: Iterable[nn.Parameter], config: TrainerConfig) -> Op
     params = list(params)
     if not params:
         raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    flat = [p for g in params for p in g["params"]] if isinstance(params[0], dict) else params
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in flat)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
 
 

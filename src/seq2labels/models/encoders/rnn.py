@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seq2labels.models.config import SGMConfig
+from seq2labels.models.encoders.base import EncoderOutput, masked_mean
 from seq2labels.models.layers import Dropout
 
 
@@ -49,6 +50,7 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: SGMConfig):
         super().__init__()
+        self.memory_dim = cfg.encoder_hidden * (2 if cfg.bidirectional else 1)
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim, padding_idx=0)
         rnn = nn.LSTM if cfg.rnn_type == "lstm" else nn.GRU
         directions = 2 if cfg.bidirectional else 1
@@ -69,8 +71,13 @@ class Encoder(nn.Module):
         """Whether ``forward``'s memory is exactly zero on padding (lets pooling skip a mask)."""
         return self.self_attn is None
 
-    def forward(self, src: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Returns (memory (batch, time, memory_dim), mask (batch, time) True on real tokens)."""
+    @property
+    def output_dim(self) -> int:
+        return self.memory_dim
+
+    def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
+        """src (batch, time) token ids, lengths (batch,): memory (batch, time, memory_dim), mask
+        (batch, time) True on real tokens, pooled (batch, memory_dim) the mean over real tokens."""
         time = src.size(1)
         mask = torch.arange(time, device=src.device)[None, :] < lengths[:, None]  # (batch, time)
         x = self.dropout(self.embedding(src))                            # (batch, time, emb)
@@ -88,4 +95,5 @@ class Encoder(nn.Module):
             attended, _ = self.self_attn(memory, memory, memory, key_padding_mask=~mask,
                                          need_weights=False)             # (batch, time, mem)
             memory = self.self_attn_norm(memory + attended)
-        return memory, mask
+        pooled = masked_mean(memory, mask, zero_on_padding=self.memory_zero_on_padding)  # (batch, mem)
+        return EncoderOutput(memory, mask, pooled)
