@@ -76,9 +76,9 @@ def greedy_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, max_lab
     _check_limits(max_labels, min_labels)
     batch = src_lengths.size(0)
     static, state = model.start(src, src_lengths)
-    hyps = _initial_state(batch, 1, _num_outputs(model), src.size(1), src.device, return_attention)
-    keep = torch.arange(batch, device=src.device)                      # (batch,)
-    layout = _Layout.full(batch, src.device)
+    hyps = _initial_state(batch, 1, _num_outputs(model), _attention_width(static), src_lengths.device, return_attention)
+    keep = torch.arange(batch, device=src_lengths.device)                      # (batch,)
+    layout = _Layout.full(batch, src_lengths.device)
     for _ in range(max_labels):
         log_probs, state, attention = _model_step(model, hyps, state, static, min_labels, layout)  # (batch, V)
         new_scores, token = _greedy_choice(log_probs, hyps.scores, hyps.finished)  # (batch,), (batch,)
@@ -110,13 +110,13 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
     num_outputs = _num_outputs(model)
     shared = _static_per_example(model)
     static, state = model.start(src, src_lengths)
-    log_probs, state, attention = _first_step(model, static, state, batch, num_outputs, min_labels, src)
+    log_probs, state, attention = _first_step(model, static, state, batch, num_outputs, min_labels, src_lengths)
     log_probs, attention = log_probs.repeat_interleave(beam_size, 0), attention.repeat_interleave(beam_size, 0)
     state = _repeat_rows(state, beam_size)
     if not shared:
         static = _repeat_rows(static, beam_size)
-    hyps = _initial_state(batch, beam_size, num_outputs, src.size(1), src.device, return_attention)
-    layout = _Layout.full(batch * beam_size, src.device)
+    hyps = _initial_state(batch, beam_size, num_outputs, _attention_width(static), src_lengths.device, return_attention)
+    layout = _Layout.full(batch * beam_size, src_lengths.device)
     for step in range(max_labels):
         if step:
             log_probs, state, attention = _model_step(model, hyps, state, static, min_labels, layout)  # (batch*beam, V)
@@ -133,8 +133,14 @@ def beam_decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size
     return _finalize(hyps, _best_rows(hyps, beam_size), return_attention)
 
 
+def _attention_width(static: dict[str, Tensor]) -> int:
+    """Positions the decoder attends over: the encoder's memory, which need not match the input's
+    shape (image cells, windows of word pieces, several modalities)."""
+    return static["mask"].size(1)
+
+
 def _first_step(model: StepModel, static: dict[str, Tensor], state: dict[str, Tensor], batch: int,
-                num_outputs: int, min_labels: int, src: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+                num_outputs: int, min_labels: int, src_lengths: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
     """The first decoder step on one row per example.
 
     Every beam slot of an example starts from the same empty hypothesis (same state, BOS, same
@@ -142,8 +148,8 @@ def _first_step(model: StepModel, static: dict[str, Tensor], state: dict[str, Te
     copying saves ``(beam - 1) / beam`` of the first step, which is most of the work when
     label sets are short. Returns (log_probs (batch, V), state, attention (batch, src_time)).
     """
-    first = _initial_state(batch, 1, num_outputs, src.size(1), src.device, False)
-    return _model_step(model, first, state, static, min_labels, _Layout.full(batch, src.device))
+    first = _initial_state(batch, 1, num_outputs, _attention_width(static), src_lengths.device, False)
+    return _model_step(model, first, state, static, min_labels, _Layout.full(batch, src_lengths.device))
 
 
 def decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int = 1,
@@ -177,12 +183,12 @@ def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor,
     batch, steps = targets.shape
     num_outputs = _num_outputs(model)
     static, state = model.start(src, src_lengths)
-    forbidden = torch.zeros(batch, num_outputs, dtype=torch.bool, device=src.device)  # (batch, V)
+    forbidden = torch.zeros(batch, num_outputs, dtype=torch.bool, device=src_lengths.device)  # (batch, V)
     forbidden[:, PAD_ID] = True
     forbidden[:, BOS_ID] = True
-    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (batch,)
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src_lengths.device)  # (batch,)
     needed = (targets != PAD_ID).sum(dim=1)                                # (batch,) labels + EOS per row
-    rows = torch.arange(batch, device=src.device)                          # (R,) rows the model computes
+    rows = torch.arange(batch, device=src_lengths.device)                          # (R,) rows the model computes
     mask_repeats = masks_repeats(model)
     outputs = []
     for t in range(steps):

@@ -25,7 +25,8 @@ class StepModel(Protocol):
         """Encode a batch. Returns (static, state): every tensor has batch as dim 0.
 
         ``static`` never changes during decoding (encoder memory, source mask); ``state`` does
-        (decoder h/c, previous distributions...).
+        (decoder h/c, previous distributions...). ``static["mask"]`` (batch, time) is required:
+        its width is the number of positions attention runs over, whatever the input's shape.
         """
         ...
 
