@@ -82,6 +82,11 @@ def _single_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def toy() -> ToyProblem:
+    return make_toy()
+
+
+def make_toy() -> ToyProblem:
+    """The toy data, also built by the two-rank worker script in its own process."""
     generator = torch.Generator().manual_seed(7)
     centers = 2.0 * torch.randn(N_CLASSES, N_FEATURES, generator=generator)
     x_train, y_train = _separable_data(N_TRAIN, generator, centers)

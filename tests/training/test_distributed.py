@@ -1,6 +1,6 @@
 """Data-parallel training on torch.distributed (gloo on CPU).
 
-Three levels: the helpers alone; the generic Trainer in two forked processes joined by a
+Three levels: the helpers alone; the generic Trainer in two processes joined by a
 gloo group (who evaluates, who writes, who decides to stop); and the real command,
 ``torchrun --nproc-per-node 2 -m seq2labels train``, against the same config in one process.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing
 import os
 import re
 import socket
@@ -23,8 +22,7 @@ import pytest
 import torch
 
 from seq2labels.errors import ConfigError
-from seq2labels.training import Trainer, TrainerConfig, distributed
-from seq2labels.training import loop as loop_module
+from seq2labels.training import distributed
 
 # ------------------------------------------------------------------------- the helpers
 
@@ -102,8 +100,9 @@ def test_resume_picks_this_ranks_random_state():
 
 # ------------------------------------------------------ the generic loop in two processes
 
-RANK0_SCORES = [0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]             # stops after epoch 4 (patience 2)
-RANK1_SCORES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]             # would never stop
+RANK_WORKER = Path(__file__).with_name("two_ranks_worker.py")
+# The worker's scripted validation scores: rank 0 peaks at epoch 2 and stops after epoch 4
+# (patience 2); rank 1's would never stop.
 
 
 def _free_port() -> int:
@@ -112,55 +111,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank: int, port: int, run_dir: Path, toy, out: Path) -> None:
-    """One forked process: join the group, train the toy MLP, write what it saw as JSON."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    writes: list[str] = []
-    for name in ("write_metrics_csv", "save_best_weights", "save_checkpoint"):
-        original = getattr(loop_module, name)
-        setattr(loop_module, name, lambda *a, _name=name, _f=original: (writes.append(_name), _f(*a))[1])
-    evaluated, shards, best_calls = [], [], []
-    scores = RANK0_SCORES if rank == 0 else RANK1_SCORES
-
-    def evaluate(model):
-        evaluated.append(len(evaluated) + 1)
-        return {"score": scores[len(evaluated) - 1]}
-
-    def make_batches(epoch):
-        batches = toy.make_batches(epoch)
-        mine = distributed.shard_batches(list(range(len(batches))))
-        shards.append(mine)
-        return [batches[i] for i in mine]
-
-    with distributed.session("cpu"):
-        model = toy.build_model(seed=10 + rank)                       # DDP must start both from rank 0's
-        config = TrainerConfig(max_epochs=8, patience=2, lr=1e-2, monitor="score", progress=False, seed=3)
-        trainer = Trainer(model, config, loss_fn=toy.loss_fn, evaluate_fn=evaluate, make_batches=make_batches,
-                          run_dir=run_dir, steps_per_epoch=3, on_best=lambda m, metrics: best_calls.append(1))
-        result = trainer.fit()
-        last = {k: v.tolist() for k, v in trainer.model.state_dict().items()}
-    out.write_text(json.dumps({"epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-                               "best_epoch": result.best_epoch, "evaluated": len(evaluated), "shards": shards,
-                               "writes": writes, "on_best": len(best_calls), "weights": last,
-                               "losses": [row["train_loss"] for row in result.history]}))
-
-
-def test_two_ranks_train_in_step_rank0_decides_and_alone_writes(toy, tmp_path):
-    context = multiprocessing.get_context("fork")
+def test_two_ranks_train_in_step_rank0_decides_and_alone_writes(tmp_path):
+    # Fresh interpreters, not forks: a fork of this process inherits the locks and thread pools
+    # of every earlier test (OpenMP, logging, server threads) and can hang on them.
     port = _free_port()
     run_dir = tmp_path / "run"
-    procs = [context.Process(target=_rank_main, args=(r, port, run_dir, toy, tmp_path / f"rank{r}.json"))
-             for r in range(2)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen([sys.executable, str(RANK_WORKER), str(r), str(port), str(run_dir),
+                               str(tmp_path / f"rank{r}.json")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    outputs = []
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:
-        if p.is_alive():
+        try:
+            outputs.append(p.communicate(timeout=120)[0])
+        except subprocess.TimeoutExpired:
             p.kill()
-    assert [p.exitcode for p in procs] == [0, 0]
+            outputs.append(p.communicate()[0])
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
 
     # Early stopping follows rank 0's validation, and both ranks stop after the same epoch.
