@@ -16,250 +16,34 @@ extra).
 # No ``from __future__ import annotations`` here: FastAPI and pydantic read the annotations of the
 # request models and endpoints defined inside create_app at run time, where names must resolve.
 
-import asyncio
-import concurrent.futures
 import json
 import logging
-import math
 import os
-import threading
 import time
-import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
+from seq2labels.apps.serve_limits import (  # noqa: F401  (BodySizeLimit re-exported)
+    BodySizeLimit,
+    _body_error,
+    _describe_validation_errors,
+    _finite,
+)
+from seq2labels.apps.serve_runner import (  # noqa: F401  (re-exported: the names users and tests import)
+    MAX_BEAM_SIZE,
+    InferenceRunner,
+    InferenceTimeout,
+    MissingDependencyError,
+    ServeSettings,
+    _import_fastapi,
+    _model_lock,
+)
 from seq2labels.errors import ConfigError, Seq2LabelsError
 
 log = logging.getLogger(__name__)
 
-MAX_BEAM_SIZE = 32       # a request may ask for beams up to this size
 MAX_TOP_K = 1000         # a request's top_k is capped here (and in effect at the number of labels)
 SETTINGS_ENV = "SEQ2LABELS_SERVE_SETTINGS"   # how `--workers N` hands the settings to each worker
-
-
-class MissingDependencyError(Seq2LabelsError, ImportError):
-    """An optional dependency is not installed; the message names the pip extra."""
-
-
-def _import_fastapi() -> None:
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401  (checked here so the error names both)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"seq2labels serve needs fastapi and uvicorn ({exc.name} is missing): "
-            "pip install 'seq2labels[serve]'") from None
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """Limits and defaults of one service; every limit is checked before any inference."""
-
-    max_texts: int = 64              # texts per request
-    max_chars: int = 20_000          # characters per text
-    max_body_bytes: int = 1_000_000  # request body, counted as it streams in (Content-Length is not trusted)
-    timeout: float = 10.0            # seconds a request may wait for and spend in inference -> 503
-    beam_size: Optional[int] = None  # default beam for requests; None: the model's decode.beam_size
-    batch_size: int = 64             # texts decoded together
-    model_name: str = "model"        # shown by /health
-
-    def __post_init__(self):
-        for name in ("max_texts", "max_chars", "max_body_bytes", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{_flag(name)} must be a positive integer, got {value!r}")
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) \
-                or not math.isfinite(self.timeout) or self.timeout <= 0:
-            raise ConfigError(f"{_flag('timeout')} must be a positive number of seconds, got {self.timeout!r}")
-        if self.beam_size is not None and not (isinstance(self.beam_size, int)
-                                               and 1 <= self.beam_size <= MAX_BEAM_SIZE):
-            raise ConfigError(f"{_flag('beam_size')} must be in 1..{MAX_BEAM_SIZE}, got {self.beam_size!r}")
-
-
-_MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_MODEL_LOCKS_GUARD = threading.Lock()
-
-
-def _model_lock(generator) -> threading.Lock:
-    """One lock per generator object: torch modules are not safe for concurrent calls here."""
-    with _MODEL_LOCKS_GUARD:
-        return _MODEL_LOCKS.setdefault(generator, threading.Lock())
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-class InferenceTimeout(Exception):
-    """A request did not get its predictions within ServeSettings.timeout."""
-
-
-class InferenceRunner:
-    """Runs predictions in one worker thread, one at a time, each with a deadline.
-
-    A single-thread executor is a queue: a request that times out while still queued is
-    cancelled and never runs. One that times out mid-inference runs to its end (a torch call
-    cannot be interrupted) and its result is dropped. The lock belongs to the model, not the
-    runner, so apps sharing one generator in a process still call it one at a time.
-    """
-
-    def __init__(self, generator, batch_size: int):
-        self.generator = generator
-        self.batch_size = batch_size
-        self._lock = _model_lock(generator)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2labels-infer")
-
-    async def predict(self, texts: Sequence[str], *, beam_size: int, max_labels: Optional[int],
-                      min_labels: Optional[int] = None, timeout: float) -> list:
-        loop = asyncio.get_running_loop()
-        abandoned = threading.Event()
-        future = loop.run_in_executor(self._executor, self._predict_locked, abandoned, list(texts),
-                                      beam_size, max_labels, min_labels)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            abandoned.set()
-            raise InferenceTimeout(f"inference did not finish within the {timeout:g} s timeout") from None
-
-    def _predict_locked(self, abandoned: threading.Event, texts: list[str], beam_size: int,
-                        max_labels: Optional[int], min_labels: Optional[int]) -> Optional[list]:
-        with self._lock:
-            if abandoned.is_set():  # the client already got its 503
-                return None
-            return self.generator.predict(texts, beam_size=beam_size, max_labels=max_labels,
-                                          min_labels=min_labels, batch_size=self.batch_size)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-# ---- request body size ------------------------------------------------------------------
-
-class BodySizeLimit:
-    """ASGI middleware: a body over ``max_bytes`` gets 413 before the app sees it.
-
-    A declared Content-Length over the limit is refused without reading; otherwise the body is
-    counted as it streams in (a client may lie about the length or send it chunked) and, once
-    complete and within the limit, replayed to the app in one piece.
-    """
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(send, f"{declared} bytes declared")
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left; nobody to answer
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(send, f"more than {self.max_bytes} bytes sent")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for http.disconnect as usual
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, send, what: str) -> None:
-        message = f"request body too large ({what}): the limit is {self.max_bytes} bytes (--max-body-bytes)"
-        log.warning("413: %s", message)
-        await _send_json(send, 413, {"detail": message})
-
-
-def _content_length(scope) -> Optional[int]:
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-async def _send_json(send, status: int, content: dict) -> None:
-    body = json.dumps(content).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-# ---- error messages ---------------------------------------------------------------------
-
-def _describe_validation_errors(errors: Sequence[dict], settings: ServeSettings) -> tuple[int, str, list]:
-    """(status, one-line message, [{loc, msg, type}]) for a RequestValidationError.
-
-    The submitted values are never echoed back: they may be megabytes, or text that cannot be
-    encoded.
-    """
-    status = 422
-    items, parts = [], []
-    for error in errors:
-        loc = [_safe(part) for part in error.get("loc", ()) if part != "body"]
-        kind = str(error.get("type", ""))
-        msg = str(error.get("msg", "invalid value"))
-        ctx = error.get("ctx") or {}
-        if kind == "json_invalid":
-            status = 400
-            msg = f"invalid JSON at character {loc[0] if loc else '?'}: {ctx.get('error', 'cannot parse')}"
-            loc = []
-        elif kind == "too_long" and loc == ["texts"]:
-            msg = (f"too many texts: at most {settings.max_texts} per request (--max-texts), "
-                   f"got {ctx.get('actual_length', 'more')}")
-        elif kind == "string_too_long" and len(loc) == 2 and loc[0] == "texts":
-            got = error.get("input")
-            length = f", got {len(got)}" if isinstance(got, str) else ""
-            msg = f"text too long: at most {settings.max_chars} characters per text (--max-chars){length}"
-        elif kind == "string_unicode":
-            msg = "not valid Unicode text (a lone surrogate escape such as \\ud800?)"
-        elif not loc and kind in ("model_attributes_type", "dict_type", "missing", "model_type"):
-            msg = 'the body must be a JSON object like {"texts": ["some text", ...]}'
-        where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
-        items.append({"loc": loc, "msg": msg, "type": kind})
-        parts.append(f"{where}: {msg}" if where else msg)
-    message = "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
-    return status, message or "invalid request", items
-
-
-def _safe(part) -> "int | str":
-    """A location part fit to send back: a client's own key may be huge or hold a lone surrogate."""
-    if isinstance(part, int):
-        return part
-    text = str(part)
-    text = text[:80] + "..." if len(text) > 80 else text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _body_error(cause: Optional[BaseException]) -> Optional[str]:
-    """A clearer message for the body errors FastAPI reports as 'There was an error parsing the body'."""
-    if isinstance(cause, UnicodeDecodeError):
-        return f"the body is not valid UTF-8 JSON (byte {cause.start}: {cause.reason})"
-    if isinstance(cause, RecursionError):
-        return "the JSON body is nested too deeply"
-    return None
-
-
-def _finite(value: float) -> Optional[float]:
-    return value if math.isfinite(value) else None
 
 
 # ---- the app ----------------------------------------------------------------------------

@@ -18,10 +18,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm import tqdm
 
 from seq2labels.errors import ConfigError
-from seq2labels.training.precision import autocast
+from seq2labels.training import distributed
 from seq2labels.training.artifacts import (
     BEST_WEIGHTS_NAME,
     CHECKPOINT_NAME,
@@ -45,8 +43,9 @@ from seq2labels.training.artifacts import (
     save_checkpoint,
     write_metrics_csv,
 )
-from seq2labels.training import distributed
 from seq2labels.training.config import TrainerConfig
+from seq2labels.training.precision import autocast
+from seq2labels.training.results import TrainResult, _RunState, _worst_score
 from seq2labels.training.schedules import (
     PER_STEP_SCHEDULES,
     Scheduler,
@@ -55,6 +54,7 @@ from seq2labels.training.schedules import (
     trainable_parameters,
 )
 from seq2labels.training.seeding import capture_rng_state, restore_rng_state, seed_everything
+from seq2labels.training.values import _format_value, _loss_value, _move_to_device, _plain_metric, _stderr_is_tty
 
 logger = logging.getLogger(__name__)
 
@@ -70,103 +70,6 @@ OnEpochEnd = Callable[[dict], None]
 _SCHEDULE_SHAPE_FIELDS = ("max_epochs", "warmup_steps")
 # Checkpoints written before TrainerConfig.precision existed trained in float32.
 _DEFAULT_PRECISION = "fp32"
-
-
-@dataclass
-class TrainResult:
-    """Outcome of :meth:`Trainer.fit`.
-
-    ``best_score`` is NaN and ``best_epoch`` 0 when no epoch produced a usable score.
-    ``epochs_run`` counts every finished epoch, including those before a resume;
-    ``seconds`` is the wall time of this ``fit`` call only.
-    """
-
-    best_epoch: int
-    best_score: float
-    best_metrics: dict
-    history: list[dict]
-    stopped_early: bool
-    seconds: float
-    epochs_run: int
-
-
-@dataclass
-class _RunState:
-    """What changes from epoch to epoch and must survive a resume."""
-
-    best_score: float
-    epoch: int = 0
-    best_epoch: int = 0
-    best_metrics: dict = field(default_factory=dict)
-    epochs_since_improvement: int = 0
-    history: list[dict] = field(default_factory=list)
-    stopped_early: bool = False
-
-
-def _worst_score(mode: str) -> float:
-    """Starting 'best' that any real score beats."""
-    return -math.inf if mode == "max" else math.inf
-
-
-def _move_to_device(batch: Any, device: torch.device) -> Any:
-    """Move a batch to ``device``: anything with ``.to`` (tensors, batch objects), and
-    tensors nested in dicts, lists and tuples; everything else is left as is."""
-    if hasattr(batch, "to") and callable(batch.to):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        moved = {key: _move_to_device(value, device) for key, value in batch.items()}
-        return moved if type(batch) is dict else _rebuild_mapping(batch, moved)
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(_move_to_device(value, device) for value in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_move_to_device(value, device) for value in batch)
-    return batch
-
-
-def _rebuild_mapping(original: Mapping, moved: dict) -> Mapping:
-    """Keep the caller's mapping type when it can be built from a dict; else a dict."""
-    try:
-        return type(original)(moved)
-    except TypeError:
-        return moved
-
-
-def _plain_metric(name: str, value: Any) -> float | int | str | bool:
-    """Metrics go into CSV files and ``weights_only`` checkpoints: keep them plain
-    Python scalars (numpy and one-element tensor values are unwrapped)."""
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    if hasattr(value, "item"):
-        try:
-            return value.item()
-        except (ValueError, RuntimeError) as exc:
-            raise TypeError(f"evaluate_fn returned metric {name!r} that is not a scalar: {exc}") from exc
-    raise TypeError(f"evaluate_fn returned metric {name!r} of type {type(value).__name__}; "
-                    "metrics must be numbers or strings")
-
-
-def _loss_value(loss: Any, epoch: int, step: int) -> float:
-    """The loss as a float, refusing non-scalars and NaN/inf before they reach the weights.
-
-    Read in float32 whatever dtype autocast left the loss in, so logs do not depend on it.
-    """
-    if not isinstance(loss, Tensor) or loss.numel() != 1:
-        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-        raise TypeError(f"loss_fn must return a scalar tensor, got {shape} at epoch {epoch}, step {step}")
-    value = loss.detach().to(torch.float32).item()
-    if not math.isfinite(value):
-        raise FloatingPointError(f"loss is {value} at epoch {epoch}, step {step} (1-based); "
-                                 "stopping instead of training on it")
-    return value
-
-
-def _stderr_is_tty() -> bool:
-    stream = sys.stderr
-    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
-
-
-def _format_value(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 class Trainer:
