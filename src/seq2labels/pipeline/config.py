@@ -44,7 +44,9 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class LabelConfig:
-    order: str = "frequency"             # frequency | alphabetical | given | random
+    order: str = "frequency"             # frequency | alphabetical | given | random | orderfree | learned
+    orderfree: str = "pla"               # order: orderfree: pla (predicted-label alignment) | hungarian (min cost)
+    learned_warmup: int = 2              # order: learned: epochs on frequency order before the model's own order
     max_per_text: int = 100              # a training text with more labels is an error (memory: steps x labels)
 
 
@@ -89,8 +91,11 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float | None = 5.0
     patience: int = 4
-    loss: str = "ce"                     # ce | bce | ce+bce
+    loss: str = "ce"                     # ce | bce | ce+bce | focal
     bce_weight: float = 1.0
+    focal_gamma: float = 2.0             # loss: focal: -(1 - p)^gamma log p on each step (0 = ce)
+    label_weights: str = "none"          # none | inverse (1/n) | effective (Cui et al. 2019): per-label loss weights
+    label_weights_beta: float = 0.999    # label_weights: effective: beta of the effective number of samples
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None           # torch intra-op threads; None = torch's default
@@ -191,7 +196,8 @@ def config_from_dict(data: dict | None) -> RunConfig:
 _CHOICES = {
     ("data", "format"): (None, "jsonl", "tsv", "fasttext"),
     ("data", "encoding_errors"): ("strict", "replace"),
-    ("labels", "order"): ("frequency", "alphabetical", "given", "random"),
+    ("labels", "order"): ("frequency", "alphabetical", "given", "random", "orderfree", "learned"),
+    ("labels", "orderfree"): ("pla", "hungarian"),
     ("model", "rnn_type"): ("lstm", "gru"),
     ("model", "encoder"): ("rnn", "transformer"),
     ("model", "encoder_mode"): ("frozen", "finetune"),
@@ -199,13 +205,14 @@ _CHOICES = {
     ("model", "pooling"): ("mean", "cls"),
     ("model", "encoder_precision"): ("fp32", "bf16"),
     ("model", "label_init"): ("random", "names"),
-    ("train", "loss"): ("ce", "bce", "ce+bce"),
+    ("train", "loss"): ("ce", "bce", "ce+bce", "focal"),
+    ("train", "label_weights"): ("none", "inverse", "effective"),
     ("train", "precision"): ("fp32", "bf16", "fp16"),
     ("decode", "precision"): ("fp32", "bf16", "fp16"),
 }
 _MINIMUMS = {
     ("data", "stream_buffer"): 1, ("data", "stream_workers"): 0,
-    ("labels", "max_per_text"): 1,
+    ("labels", "max_per_text"): 1, ("labels", "learned_warmup"): 0,
     ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3, ("text", "pretrain_epochs"): 1,
     ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
     ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
@@ -236,9 +243,36 @@ def _check_values(cfg: RunConfig) -> None:
     if cfg.train.precision == "fp16" and cfg.train.device.split(":")[0] == "cpu":
         raise ConfigError("train.precision: fp16 autocast is a GPU mode (on the CPU it is slow); use bf16 on the CPU")
     _check_encoder(cfg)
+    _check_order_and_imbalance(cfg)
     if cfg.decode.min_labels > cfg.decode.max_labels:
         raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
                           f"({cfg.decode.max_labels})")
+
+
+def _check_order_and_imbalance(cfg: RunConfig) -> None:
+    """Label-order and imbalance keys: in range, and not set for a mode that ignores them."""
+    labels, t = cfg.labels, cfg.train
+    if labels.orderfree != "pla" and labels.order != "orderfree":
+        raise ConfigError(f"labels.orderfree is {labels.orderfree!r} but labels.order is {labels.order!r}: "
+                          "set labels.order: orderfree")
+    if labels.learned_warmup != 2 and labels.order != "learned":
+        raise ConfigError(f"labels.learned_warmup is set but labels.order is {labels.order!r}: "
+                          "set labels.order: learned")
+    if labels.order == "learned" and cfg.data.streaming:
+        raise ConfigError("labels.order: learned reorders the training targets in memory; "
+                          "it needs data.streaming: false")
+    if not (t.focal_gamma >= 0.0 and t.focal_gamma < float("inf")):
+        raise ConfigError(f"train.focal_gamma: must be a finite number >= 0, got {t.focal_gamma!r}")
+    if t.focal_gamma != 2.0 and t.loss != "focal":
+        raise ConfigError(f"train.focal_gamma is set but train.loss is {t.loss!r}: set train.loss: focal")
+    if not 0.0 <= t.label_weights_beta < 1.0:
+        raise ConfigError(f"train.label_weights_beta: must be in [0, 1), got {t.label_weights_beta!r}")
+    if t.label_weights_beta != 0.999 and t.label_weights != "effective":
+        raise ConfigError(f"train.label_weights_beta is set but train.label_weights is {t.label_weights!r}: "
+                          "set train.label_weights: effective")
+    if t.label_weights != "none" and cfg.data.streaming:
+        raise ConfigError("train.label_weights counts the labels of the training set in memory; "
+                          "it needs data.streaming: false")
 
 
 def _check_encoder(cfg: RunConfig) -> None:

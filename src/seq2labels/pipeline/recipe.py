@@ -17,16 +17,17 @@ import numpy as np
 import torch
 
 from seq2labels.pipeline.config import RunConfig, save_config_yaml
-from seq2labels.data.dataset import SeqBatch, batch_indices, collate, encode_dataset
+from seq2labels.data.dataset import EncodedDataset, SeqBatch, batch_indices, collate, encode_dataset
 from seq2labels.data.embeddings import load_word_vectors
-from seq2labels.data.labels import LabelVocab
+from seq2labels.data.labels import N_SPECIAL, LabelVocab
 from seq2labels.data.readers import Example, read_examples
 from seq2labels.data.tokenizer import RegexTokenizer
 from seq2labels.data.vocab import Vocab
 from seq2labels.errors import ConfigError, DataFormatError
 from seq2labels.pipeline.model_card import describe_training_data
 from seq2labels.pipeline.generator import LabelGenerator, _gold_in_training_order
-from seq2labels.training.losses import sequence_loss
+from seq2labels.training.label_order import LearnedOrder, alignment_for, make_loss_fn
+from seq2labels.training.losses import label_weights
 from seq2labels.models.sgm import SGM
 from seq2labels.pipeline.transformer import build_tokenizer, build_transformer_model, sgm_config, uses_transformer
 from seq2labels.training import distributed
@@ -142,6 +143,9 @@ class _TrainSource:
     texts: list[str] | None                      # for text.pretrain_embeddings (in memory only)
     make_batches: Callable[[int], Iterable[SeqBatch]]
     steps: int                                   # batches per epoch on this process
+    dataset: EncodedDataset | None = None        # the encoded training set (in memory only)
+    # labels.order learned: (epoch, this process's batches) -> the dataset the epoch trains on
+    reorder: Callable[[int, list[list[int]]], EncodedDataset] | None = None
 
 
 def _in_memory_source(cfg: RunConfig, train_examples: Sequence[Example]) -> _TrainSource:
@@ -154,11 +158,14 @@ def _in_memory_source(cfg: RunConfig, train_examples: Sequence[Example]) -> _Tra
 
     def make_batches(epoch: int) -> Iterable[SeqBatch]:
         batches = batch_indices(lengths, batch_size, shuffle=True, seed=cfg.train.seed * 1000 + epoch)
-        for idx in distributed.shard_batches(batches):
-            yield collate(train_set, idx)
+        mine = list(distributed.shard_batches(batches))
+        dataset = source.reorder(epoch, mine) if source.reorder is not None else train_set
+        for idx in mine:
+            yield collate(dataset, idx)
 
-    return _TrainSource(tokenizer, vocab, label_vocab, len(train_examples), [ex.text for ex in train_examples],
-                        make_batches, steps)
+    source = _TrainSource(tokenizer, vocab, label_vocab, len(train_examples), [ex.text for ex in train_examples],
+                          make_batches, steps, dataset=train_set)
+    return source
 
 
 def _streaming_source(cfg: RunConfig) -> _TrainSource:
@@ -178,6 +185,44 @@ def _streaming_source(cfg: RunConfig) -> _TrainSource:
 
     return _TrainSource(scan.tokenizer, scan.vocab, scan.label_vocab, scan.n_examples, None, make_batches,
                         dataset.batches_per_epoch(workers))
+
+
+def _label_weights(cfg: RunConfig, source: _TrainSource) -> torch.Tensor | None:
+    """train.label_weights from the training set's label counts (each label once per example)."""
+    if cfg.train.label_weights == "none":
+        return None
+    if source.dataset is None:
+        raise ConfigError("train.label_weights needs the training set in memory (data.streaming: false)")
+    ids = [i for targets in source.dataset.target_ids for i in targets]
+    counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=source.label_vocab.size)[N_SPECIAL:]
+    weights = label_weights(counts.tolist(), cfg.train.label_weights, cfg.train.label_weights_beta)
+    log.info("label weights (%s): min %.3f, max %.3f over %d labels", cfg.train.label_weights,
+             float(weights[N_SPECIAL:].min()), float(weights[N_SPECIAL:].max()), len(counts))
+    return weights
+
+
+def _learned_order(cfg: RunConfig, source: _TrainSource, model: SGM) -> LearnedOrder | None:
+    """labels.order learned: hooks the model's own order into the source's epochs."""
+    if cfg.labels.order != "learned":
+        return None
+    if source.dataset is None:
+        raise ConfigError("labels.order: learned needs the training set in memory (data.streaming: false)")
+
+    def score(batch: SeqBatch) -> torch.Tensor:
+        """PLA log-probabilities in eval mode (no dropout: no random numbers drawn), no gradient."""
+        was_training = model.training
+        device = next(model.parameters()).device
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model(batch.src.to(device), batch.src_lengths.to(device), batch.targets.to(device),
+                             align="pla")  # (batch, steps, V)
+        finally:
+            model.train(was_training)
+
+    learned = LearnedOrder(source.dataset, cfg.labels.learned_warmup, score, batch_size=max(cfg.train.batch_size, 64))
+    source.reorder = learned.dataset_for
+    return learned
 
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: Sequence[Example] | None = None,
@@ -225,15 +270,19 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
     generator.data_summary = describe_training_data(cfg, train_examples, valid_examples, source.n_examples)
     make_batches, steps = source.make_batches, source.steps
 
-    def loss_fn(net: SGM, batch: SeqBatch) -> torch.Tensor:
-        log_probs = net(batch.src, batch.src_lengths, batch.targets)  # (batch, steps, V)
-        return sequence_loss(log_probs, batch.targets, cfg.train.loss, cfg.train.bce_weight)
+    loss_fn = make_loss_fn(alignment=alignment_for(cfg.labels.order, cfg.labels.orderfree), kind=cfg.train.loss,
+                           bce_weight=cfg.train.bce_weight, label_weights=_label_weights(cfg, source),
+                           focal_gamma=cfg.train.focal_gamma)
+    learned = _learned_order(cfg, source, model)
 
     valid_set = encode_dataset(valid_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
     valid_gold = [_gold_in_training_order(ex.labels, label_vocab) for ex in valid_examples]
 
     def evaluate_fn(net: SGM) -> dict[str, float]:
-        return generator.evaluate_encoded(valid_set, valid_gold, beam_size=1, precision=cfg.train.precision)
+        metrics = generator.evaluate_encoded(valid_set, valid_gold, beam_size=1, precision=cfg.train.precision)
+        if learned is not None:  # how far this epoch's training order was from frequency order
+            metrics["learned_order_deviation"] = learned.last_deviation
+        return metrics
 
     if run_dir is not None:
         run_dir = Path(run_dir)
