@@ -44,9 +44,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
                    help="training autocast: bf16 (CPUs with AVX512-BF16/AMX, GPUs) or fp16 (GPUs); default fp32")
-    p.add_argument("--loss", choices=["ce", "bce", "ce+bce"])
+    p.add_argument("--loss", choices=["ce", "bce", "ce+bce", "focal"])
     p.add_argument("--patience", type=int)
-    p.add_argument("--label-order", choices=["frequency", "alphabetical", "given", "random"])
+    p.add_argument("--label-order", choices=["frequency", "alphabetical", "given", "random", "orderfree", "learned"])
     p.add_argument("--max-len", type=int, help="tokens kept per text")
     p.add_argument("--word-vectors", help="word2vec/GloVe text file to initialise embeddings")
     p.add_argument("--pretrain-embeddings", action="store_true", default=None,
