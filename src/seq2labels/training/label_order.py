@@ -9,7 +9,7 @@ SGM learns a label *set* as a *sequence*, so some order must be taught. ``labels
   one on those targets; after the last gold label, EOS (see :mod:`seq2labels.decoding.orderfree`).
 * ``orderfree`` with ``labels.orderfree: hungarian`` (minimal-cost alignment): first a no-grad,
   free-running pass: the decoder feeds back its own greedy choices with EOS forbidden, for k_max
-  steps (the batch's largest gold set). For an example with k gold labels g_1..g_k,
+  steps (the batch's largest gold set), in the mode it trains in (dropout on, as for PLA's choice). For an example with k gold labels g_1..g_k,
   cost[t, j] = -log p_t(g_j) for steps t = 0..k-1 (a label the model already emitted before
   step t is masked there: a very large cost). ``scipy.optimize.linear_sum_assignment`` finds
   the step -> label bijection of minimal total cost; the targets become the labels in that step
