@@ -108,3 +108,41 @@ def test_inputs_must_match_the_members(make_model, make_batch):
         ensemble.start([(src, lengths)], lengths)
     with pytest.raises(ValueError, match="same examples"):
         ensemble.start([(src, lengths), (src[:2], lengths[:2])], lengths)
+
+
+class Relabelled:
+    """``model`` with its labels numbered differently: this wrapper's id k is the model's id q[k]."""
+
+    def __init__(self, model, q):
+        self.model, self.q = model, q
+        self.num_outputs = model.num_outputs
+        self.inverse = torch.argsort(q)                                    # model id -> wrapper id
+
+    def start(self, src, src_lengths):
+        return self.model.start(src, src_lengths)
+
+    def step(self, prev, state, static, forbidden):
+        model_forbidden = forbidden.index_select(1, self.inverse)          # column m = wrapper column inverse[m]
+        log_probs, state, attention = self.model.step(self.q[prev], state, static, model_forbidden)
+        return log_probs.index_select(1, self.q), state, attention
+
+
+def test_members_numbering_labels_differently_are_translated(make_model, make_batch):
+    model = make_model(num_labels=6, seed=8)
+    q = torch.tensor([0, 1, 2, 7, 3, 8, 4, 6, 5])                          # a relabelling of the 6 labels
+    src, lengths = make_batch(5, 8)
+    alone = decode(model, src, lengths, beam_size=3, max_labels=5)
+    relabelled = Relabelled(make_model(num_labels=6, seed=8), q)
+    assert not torch.equal(decode(relabelled, src, lengths, beam_size=3, max_labels=5).sequences, alone.sequences)
+    # the ensemble speaks the model's ids; member id of ensemble id j is inverse(q)[j]
+    together = decode(EnsembleStepModel([relabelled], label_maps=[torch.argsort(q)]), src, lengths,
+                      beam_size=3, max_labels=5)
+    for name in ("sequences", "lengths", "scores", "label_scores"):
+        assert torch.equal(getattr(alone, name), getattr(together, name)), name
+
+
+def test_label_maps_are_checked(make_model):
+    with pytest.raises(ValueError, match="not a permutation"):
+        EnsembleStepModel([make_model(num_labels=2)], label_maps=[torch.tensor([0, 1, 2, 3, 3])])
+    with pytest.raises(ValueError, match="in place"):
+        EnsembleStepModel([make_model(num_labels=2)], label_maps=[torch.tensor([0, 2, 1, 3, 4])])

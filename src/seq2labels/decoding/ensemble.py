@@ -7,7 +7,10 @@ alone would have stopped. The search code is unchanged; :class:`EnsembleStepMode
 another :class:`~seq2labels.decoding.stepping.StepModel`.
 
 Members may read the text differently (own vocabulary, tokenizer, length): ``start`` takes
-one ``(src, src_lengths)`` pair per member. Their tensors live in flat static/state dicts
+one ``(src, src_lengths)`` pair per member. They may also number the same labels differently
+(the label vocabulary is sorted by training frequency, and each seed holds out another
+validation split): ``label_maps[i][j]`` is member ``i``'s id of the ensemble's output ``j``, and
+previous labels, the forbidden mask and the member's log-probabilities are translated with it. Their tensors live in flat static/state dicts
 under prefixed keys (``"m0.h"``, ``"m1.memory"``...), so the search's row gathers
 (``_select_rows``, ``_repeat_rows``, compaction) reorder every member at once. The
 attention reported is the **first member's** (the members' token positions need not line
@@ -23,6 +26,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from seq2labels.decoding.hypotheses import FIRST_LABEL_ID
 from seq2labels.decoding.stepping import StepModel, _num_outputs, _static_per_example, masks_repeats
 
 __all__ = ["EnsembleStepModel"]
@@ -39,7 +43,7 @@ class _EnsembleConfig:
 class EnsembleStepModel:
     """A :class:`StepModel` whose step is ``log(mean_i exp(log_probs_i))`` over its members."""
 
-    def __init__(self, members: Sequence[StepModel]):
+    def __init__(self, members: Sequence[StepModel], label_maps: Sequence[Tensor | None] | None = None):
         members = list(members)
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -47,6 +51,7 @@ class EnsembleStepModel:
         if len(outputs) != 1:
             raise ValueError(f"ensemble members must share the label vocabulary; their output sizes differ: "
                              f"{sorted(outputs)}")
+        self.label_maps = _checked_maps(label_maps, len(members), next(iter(outputs)))
         repeats = {masks_repeats(m) for m in members}
         if len(repeats) != 1:
             raise ValueError("ensemble members must all mask repeated labels, or none of them")
@@ -76,8 +81,16 @@ class EnsembleStepModel:
         """Every member steps on its own state; returns the log of their mean distribution."""
         log_probs, new_state, attention = [], {}, None
         for i, member in enumerate(self.members):
+            to_member = self.label_maps[i]
+            member_prev, member_forbidden = prev_labels, forbidden
+            if to_member is not None:
+                to_member = to_member.to(prev_labels.device)
+                member_prev = to_member.index_select(0, prev_labels)        # (N,) member ids
+                member_forbidden = forbidden.new_zeros(forbidden.shape).index_copy(1, to_member, forbidden)
             member_log_probs, member_state, member_attention = member.step(
-                prev_labels, _unprefixed(i, state), _unprefixed(i, static), forbidden)
+                member_prev, _unprefixed(i, state), _unprefixed(i, static), member_forbidden)
+            if to_member is not None:
+                member_log_probs = member_log_probs.index_select(1, to_member)  # (N, V) ensemble ids
             log_probs.append(member_log_probs)                              # (N, V)
             new_state.update(_prefixed(i, member_state))
             if i == 0:
@@ -97,6 +110,21 @@ class EnsembleStepModel:
             if member_lengths.size(0) != src_lengths.size(0):
                 raise ValueError("every member's input must hold the same examples (batch sizes differ)")
         return inputs
+
+
+def _checked_maps(label_maps, n_members: int, num_outputs: int) -> list[Tensor | None]:
+    """One permutation of ``range(V)`` (or None: same ids) per member."""
+    if label_maps is None:
+        return [None] * n_members
+    maps = list(label_maps)
+    if len(maps) != n_members:
+        raise ValueError(f"got {len(maps)} label maps for {n_members} members")
+    for i, m in enumerate(maps):
+        if m is not None and not torch.equal(torch.sort(m.long()).values, torch.arange(num_outputs)):
+            raise ValueError(f"label map {i} is not a permutation of the {num_outputs} output ids")
+        if m is not None and m[:FIRST_LABEL_ID].tolist() != list(range(FIRST_LABEL_ID)):
+            raise ValueError(f"label map {i} must keep PAD, BOS and EOS (ids 0, 1, 2) in place")
+    return [None if m is None else m.long() for m in maps]
 
 
 def _common_float(tensors: list[Tensor]) -> torch.dtype:
