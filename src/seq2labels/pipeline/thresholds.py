@@ -167,3 +167,4 @@ def _threshold_row(row: dict, values: np.ndarray, max_labels: int, min_labels: i
         attention = row["attention"][kept]                            # (kept, tokens)
         out["attention"] = np.concatenate([attention, np.zeros((len(added), attention.shape[1]), attention.dtype)])
     return out
+
