@@ -142,7 +142,35 @@ def test_members_numbering_labels_differently_are_translated(make_model, make_ba
 
 
 def test_label_maps_are_checked(make_model):
-    with pytest.raises(ValueError, match="not a permutation"):
+    with pytest.raises(ValueError, match="exactly once"):
         EnsembleStepModel([make_model(num_labels=2)], label_maps=[torch.tensor([0, 1, 2, 3, 3])])
+    with pytest.raises(ValueError, match="exactly once"):
+        EnsembleStepModel([make_model(num_labels=2)], label_maps=[torch.tensor([0, 1, 2, 3, -1])])
     with pytest.raises(ValueError, match="in place"):
         EnsembleStepModel([make_model(num_labels=2)], label_maps=[torch.tensor([0, 2, 1, 3, 4])])
+
+
+def test_a_member_lacking_a_label_gives_it_probability_zero(make_model, make_batch):
+    """Member b knows 4 of a's 5 labels (a's label id 5 is missing): the mixture gives that label
+    half of a's probability, still sums to 1, and decoding never produces NaN."""
+    a, b = make_model(num_labels=5, seed=10), make_model(num_labels=4, seed=11)
+    to_b = torch.tensor([0, 1, 2, 3, 4, -1, 5, 6])                          # ensemble id -> b's id
+    ensemble = EnsembleStepModel([a, b], label_maps=[None, to_b])
+    assert ensemble.num_outputs == 8
+    src, lengths = make_batch(6, 5)
+    static, state = ensemble.start(src, lengths)
+    forbidden = torch.zeros(5, 8, dtype=torch.bool)
+    forbidden[:, :2] = True
+    prev = torch.tensor([1, 5, 3, 1, 6])                                     # label 5 reaches b as PAD
+    log_probs, _, _ = ensemble.step(prev, state, static, forbidden)
+    sa, sta = a.start(src, lengths)
+    pa = a.step(prev, sta, sa, forbidden)[0].exp()
+    sb, stb = b.start(src, lengths)
+    b_forbidden = forbidden[:, [0, 1, 2, 3, 4, 6, 7]]
+    pb = b.step(torch.tensor([1, 0, 3, 1, 5]), stb, sb, b_forbidden)[0].exp()  # (5, 7) in b's ids
+    expected = pa / 2
+    expected[:, [0, 1, 2, 3, 4, 6, 7]] += pb / 2
+    torch.testing.assert_close(log_probs.exp(), expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(5, dtype=torch.float64), atol=1e-12, rtol=0)
+    out = decode(ensemble, src, lengths, beam_size=3, max_labels=5, min_labels=5)
+    assert (out.lengths == 5).all() and not torch.isnan(out.scores).any()  # b runs out of labels first

@@ -60,14 +60,22 @@ def test_members_with_different_vocabularies(tiny, second, test_texts):
     assert [p.probabilities for p in preds] not in singles
 
 
-def test_mismatched_label_set_is_refused(tiny):
+def test_labels_are_the_union_and_disjoint_label_sets_are_refused(tiny, test_texts):
     from seq2labels.data.labels import LabelVocab
 
-    fewer = copy.copy(tiny.generator)
+    fewer = copy.copy(tiny.generator)                     # the same network, its last label renamed
     labels = list(tiny.generator.label_vocab.labels)
     fewer.label_vocab = LabelVocab(labels[:-1] + ["not_a_label"])
-    with pytest.raises(ConfigError, match=rf"member 1 does not share.*{labels[-1]}.*not_a_label"):
-        EnsembleGenerator([tiny.generator, fewer])
+    ensemble = EnsembleGenerator([tiny.generator, fewer])
+    assert list(ensemble.label_vocab.labels) == labels + ["not_a_label"]
+    assert ensemble.label_maps[1][-2:].tolist() == [-1, fewer.label_vocab.id("not_a_label")]
+    preds = ensemble.predict(test_texts, beam_size=3, min_labels=len(labels) + 1, max_labels=len(labels) + 1)
+    assert all(sorted(p.labels) == sorted(ensemble.label_vocab.labels) for p in preds)  # every label reachable
+    assert all(0.0 <= q <= 1.0 for p in preds for q in p.probabilities)
+    disjoint = copy.copy(tiny.generator)
+    disjoint.label_vocab = LabelVocab([f"other_{i}" for i in range(len(labels))])
+    with pytest.raises(ConfigError, match="member 1 shares no label"):
+        EnsembleGenerator([tiny.generator, disjoint])
     with pytest.raises(ConfigError, match="at least one"):
         EnsembleGenerator([])
 

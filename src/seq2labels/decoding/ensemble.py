@@ -7,10 +7,13 @@ alone would have stopped. The search code is unchanged; :class:`EnsembleStepMode
 another :class:`~seq2labels.decoding.stepping.StepModel`.
 
 Members may read the text differently (own vocabulary, tokenizer, length): ``start`` takes
-one ``(src, src_lengths)`` pair per member. They may also number the same labels differently
-(the label vocabulary is sorted by training frequency, and each seed holds out another
-validation split): ``label_maps[i][j]`` is member ``i``'s id of the ensemble's output ``j``, and
-previous labels, the forbidden mask and the member's log-probabilities are translated with it. Their tensors live in flat static/state dicts
+one ``(src, src_lengths)`` pair per member. They may also number the labels differently,
+or lack some (the label vocabulary is sorted by the training split's frequencies, and each
+seed holds out another validation split, which can take a rare label's only examples):
+``label_maps[i][j]`` is member ``i``'s id of the ensemble's output ``j``, or -1 where the member
+has no such label. Previous labels, the forbidden mask and the member's log-probabilities are
+translated with it; a label a member lacks gets probability 0 from that member (the mixture
+is still a distribution), and a previous label it lacks reaches it as PAD (no label embedding). Their tensors live in flat static/state dicts
 under prefixed keys (``"m0.h"``, ``"m1.memory"``...), so the search's row gathers
 (``_select_rows``, ``_repeat_rows``, compaction) reorder every member at once. The
 attention reported is the **first member's** (the members' token positions need not line
@@ -26,7 +29,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from seq2labels.decoding.hypotheses import FIRST_LABEL_ID
+from seq2labels.decoding.hypotheses import EOS_ID, FIRST_LABEL_ID, PAD_ID
 from seq2labels.decoding.stepping import StepModel, _num_outputs, _static_per_example, masks_repeats
 
 __all__ = ["EnsembleStepModel"]
@@ -47,16 +50,16 @@ class EnsembleStepModel:
         members = list(members)
         if not members:
             raise ValueError("an ensemble needs at least one member")
-        outputs = {_num_outputs(m) for m in members}
-        if len(outputs) != 1:
-            raise ValueError(f"ensemble members must share the label vocabulary; their output sizes differ: "
-                             f"{sorted(outputs)}")
-        self.label_maps = _checked_maps(label_maps, len(members), next(iter(outputs)))
+        sizes = [_num_outputs(m) for m in members]
+        if label_maps is None and len(set(sizes)) != 1:
+            raise ValueError(f"ensemble members must share the label vocabulary (or come with label maps); "
+                             f"their output sizes differ: {sorted(set(sizes))}")
+        self.label_maps, num_outputs = _checked_maps(label_maps, sizes)
         repeats = {masks_repeats(m) for m in members}
         if len(repeats) != 1:
             raise ValueError("ensemble members must all mask repeated labels, or none of them")
         self.members = members
-        self.num_outputs = outputs.pop()
+        self.num_outputs = num_outputs
         self.config = _EnsembleConfig(self.num_outputs, repeats.pop())
         # Static rows per example only when every member takes them so; otherwise the search
         # repeats static per hypothesis, which a per-example member also accepts.
@@ -81,16 +84,14 @@ class EnsembleStepModel:
         """Every member steps on its own state; returns the log of their mean distribution."""
         log_probs, new_state, attention = [], {}, None
         for i, member in enumerate(self.members):
-            to_member = self.label_maps[i]
+            label_map = self.label_maps[i]
             member_prev, member_forbidden = prev_labels, forbidden
-            if to_member is not None:
-                to_member = to_member.to(prev_labels.device)
-                member_prev = to_member.index_select(0, prev_labels)        # (N,) member ids
-                member_forbidden = forbidden.new_zeros(forbidden.shape).index_copy(1, to_member, forbidden)
+            if label_map is not None:
+                member_prev, member_forbidden = label_map.to_member(prev_labels, forbidden)
             member_log_probs, member_state, member_attention = member.step(
                 member_prev, _unprefixed(i, state), _unprefixed(i, static), member_forbidden)
-            if to_member is not None:
-                member_log_probs = member_log_probs.index_select(1, to_member)  # (N, V) ensemble ids
+            if label_map is not None:
+                member_log_probs = label_map.to_ensemble(member_log_probs)   # (N, V) ensemble ids
             log_probs.append(member_log_probs)                              # (N, V)
             new_state.update(_prefixed(i, member_state))
             if i == 0:
@@ -112,19 +113,66 @@ class EnsembleStepModel:
         return inputs
 
 
-def _checked_maps(label_maps, n_members: int, num_outputs: int) -> list[Tensor | None]:
-    """One permutation of ``range(V)`` (or None: same ids) per member."""
+class _LabelMap:
+    """Translation between the ensemble's output ids and one member's (see the module doc)."""
+
+    def __init__(self, to_member: Tensor, member_outputs: int):
+        self.to_member_ids = to_member.long()                              # (V,) member id or -1
+        present = self.to_member_ids >= 0
+        self.present = present.nonzero().squeeze(1)                         # (P,) ensemble ids the member has
+        self.member_ids = self.to_member_ids.index_select(0, self.present)  # (P,) their member ids
+        self.member_outputs = member_outputs
+
+    def _on(self, device: torch.device) -> "_LabelMap":
+        if self.present.device != device:
+            self.to_member_ids, self.present, self.member_ids = (
+                t.to(device) for t in (self.to_member_ids, self.present, self.member_ids))
+        return self
+
+    def to_member(self, prev: Tensor, forbidden: Tensor) -> tuple[Tensor, Tensor]:
+        """Previous labels (N,) and forbidden (N, V) in member ids; a row the mask would leave
+        without any output gets EOS (the member then says "stop"; the ensemble's mask still rules)."""
+        self._on(prev.device)
+        member_prev = self.to_member_ids.index_select(0, prev).clamp(min=PAD_ID)  # (N,) unknown -> PAD
+        member_forbidden = forbidden.new_ones((forbidden.size(0), self.member_outputs))  # (N, V_i)
+        member_forbidden = member_forbidden.index_copy(1, self.member_ids, forbidden.index_select(1, self.present))
+        stuck = member_forbidden.all(dim=1)                                 # (N,)
+        member_forbidden[:, EOS_ID] &= ~stuck
+        return member_prev, member_forbidden
+
+    def to_ensemble(self, log_probs: Tensor) -> Tensor:
+        """(N, V_i) member log-probabilities -> (N, V) ensemble ids, -inf where the member has no label."""
+        out = log_probs.new_full((log_probs.size(0), self.to_member_ids.numel()), float("-inf"))  # (N, V)
+        return out.index_copy(1, self.present, log_probs.index_select(1, self.member_ids))
+
+
+def _checked_maps(label_maps, sizes: list[int]) -> tuple[list[_LabelMap | None], int]:
+    """One map per member (ensemble id -> member id, -1: the member lacks that label; or None:
+    the ensemble's ids), and the ensemble's number of outputs."""
     if label_maps is None:
-        return [None] * n_members
+        return [None] * len(sizes), sizes[0]
     maps = list(label_maps)
-    if len(maps) != n_members:
-        raise ValueError(f"got {len(maps)} label maps for {n_members} members")
-    for i, m in enumerate(maps):
-        if m is not None and not torch.equal(torch.sort(m.long()).values, torch.arange(num_outputs)):
-            raise ValueError(f"label map {i} is not a permutation of the {num_outputs} output ids")
-        if m is not None and m[:FIRST_LABEL_ID].tolist() != list(range(FIRST_LABEL_ID)):
+    if len(maps) != len(sizes):
+        raise ValueError(f"got {len(maps)} label maps for {len(sizes)} members")
+    given = [m for m in maps if m is not None]
+    width = len(given[0]) if given else sizes[0]
+    out: list[_LabelMap | None] = []
+    for i, (m, size) in enumerate(zip(maps, sizes)):
+        if m is None:
+            if size != width:
+                raise ValueError(f"member {i} has {size} outputs but the ensemble has {width}; give its label map")
+            out.append(None)
+            continue
+        m = m.long()
+        if m.numel() != width:
+            raise ValueError(f"label map {i} has {m.numel()} entries, the ensemble {width} outputs")
+        if m[:FIRST_LABEL_ID].tolist() != list(range(FIRST_LABEL_ID)):
             raise ValueError(f"label map {i} must keep PAD, BOS and EOS (ids 0, 1, 2) in place")
-    return [None if m is None else m.long() for m in maps]
+        present = m[m >= 0]
+        if not torch.equal(torch.sort(present).values, torch.arange(size)):
+            raise ValueError(f"label map {i} must name each of the member's {size} output ids exactly once")
+        out.append(_LabelMap(m, size))
+    return out, width
 
 
 def _common_float(tensors: list[Tensor]) -> torch.dtype:

@@ -2,9 +2,13 @@
 
 One beam runs over the mean of the members' step distributions
 (:class:`seq2labels.decoding.ensemble.EnsembleStepModel`), not a vote over their outputs.
-Members must share the label set; their ids may differ (each seed's training split sorts
-the labels by its own frequencies), and outputs speak the first member's ids. Each reads the
-text with its own tokenizer and vocabulary. Decoding defaults (beam, label limits, text settings for
+The ensemble's labels are the union of the members': the first member's in its order, then
+labels only later members know. Members' label ids may differ (each seed's training split
+sorts the labels by its own frequencies) and a member may lack a label (a seed's validation
+split can hold a rare label's only examples): it then gives that label probability 0, so a
+label known to one member of three can still be emitted, with a third of that member's
+probability. Members sharing no label at all are refused. Each member reads the text with
+its own tokenizer and vocabulary. Decoding defaults (beam, label limits, text settings for
 attention tokens) and the attention shown are the **first member's**; training label counts
 (rare_macro_f1) are the first member's too. A member's own thresholds are not used (they were
 tuned for that member's scores); tune the ensemble's with
@@ -19,6 +23,7 @@ from typing import Sequence
 import torch
 
 from seq2labels.data.dataset import batch_indices, collate
+from seq2labels.data.labels import BOS_ID, EOS_ID, PAD_ID, LabelVocab
 from seq2labels.data.readers import Example
 from seq2labels.decoding import decode
 from seq2labels.decoding.ensemble import EnsembleStepModel
@@ -37,23 +42,20 @@ class EnsembleGenerator(LabelDecoding):
             raise ConfigError("an ensemble needs at least one model")
         first = list(members[0].label_vocab.labels)
         for k, member in enumerate(members[1:], start=1):
-            if set(member.label_vocab.labels) != set(first):
-                only_0 = sorted(set(first) - set(member.label_vocab.labels))
-                only_k = sorted(set(member.label_vocab.labels) - set(first))
-                raise ConfigError(f"ensemble member {k} does not share member 0's label set (labels only in "
-                                  f"member 0: {only_0[:5]}{' ...' if len(only_0) > 5 else ''}; only in member {k}: "
-                                  f"{only_k[:5]}{' ...' if len(only_k) > 5 else ''})")
+            if not set(member.label_vocab.labels) & set(first):
+                raise ConfigError(f"ensemble member {k} shares no label with member 0 (its labels begin "
+                                  f"{list(member.label_vocab.labels)[:5]}, member 0's {first[:5]})")
         devices = {str(m.device) for m in members}
         if len(devices) != 1:
             raise ConfigError(f"ensemble members must be on one device, got {sorted(devices)}")
         self.members = members
-        self.label_vocab = members[0].label_vocab
+        self.label_vocab = _union_vocab(members)
         self.config = members[0].config
         self.tokenizer = members[0].tokenizer
         self.data_summary = members[0].data_summary
         self.thresholds = None
         self.use_thresholds = True
-        self.label_maps = [_label_map(first, member.label_vocab) for member in members]
+        self.label_maps = [_label_map(list(self.label_vocab.labels), member.label_vocab) for member in members]
 
     @property
     def device(self) -> torch.device:
@@ -105,12 +107,31 @@ class EnsembleGenerator(LabelDecoding):
         return rows  # type: ignore[return-value]
 
 
+def _union_vocab(members: Sequence[LabelGenerator]) -> LabelVocab:
+    """Member 0's label vocabulary, extended by the labels only later members know."""
+    first = members[0].label_vocab
+    labels = list(first.labels)
+    seen = set(labels)
+    for member in members[1:]:
+        extra = [label for label in member.label_vocab.labels if label not in seen]
+        labels += extra
+        seen.update(extra)
+    if len(labels) == len(first.labels):
+        return first
+    rank = None
+    if first.rank is not None:  # later labels go after member 0's in the training order
+        rank = {**first.rank, **{label: len(first.labels) + i for i, label in enumerate(labels[len(first.labels):])}}
+    return LabelVocab(labels, order=first.order, rank=rank)
+
+
 def _label_map(labels: list[str], member_vocab) -> torch.Tensor | None:
-    """(V,) member id of each ensemble output id (PAD, BOS, EOS stay); None when the ids agree."""
+    """(V,) member id of each ensemble output id (PAD, BOS, EOS stay; -1: the member lacks the
+    label); None when the member's ids are the ensemble's."""
     if list(member_vocab.labels) == labels:
         return None
-    first_label = member_vocab.id(labels[0]) - member_vocab.labels.index(labels[0])  # ids of labels start here
-    return torch.tensor([*range(first_label), *(member_vocab.id(label) for label in labels)], dtype=torch.long)
+    known = set(member_vocab.labels)
+    return torch.tensor([PAD_ID, BOS_ID, EOS_ID, *(member_vocab.id(label) if label in known else -1
+                                                   for label in labels)], dtype=torch.long)
 
 
 def load_ensemble(paths: Sequence[str | Path], load=None) -> LabelDecoding:
