@@ -36,7 +36,7 @@ def test_tuned_rule_is_the_best_of_threshold_and_default_per_label(seed):
     gold[:, 4] = False
     gold[:2, 4] = True                                                  # 2 positives: too few to tune
     decided = scores > 0.5
-    thresholds = tune_thresholds(scores, decided, gold, min_positives=3)
+    thresholds = tune_thresholds(scores, decided, gold, min_positives=3, min_f1=0.0)
     assert np.isnan(thresholds[4])
     tuned = apply_thresholds(scores, decided, thresholds)
     for j in range(4):
@@ -57,3 +57,15 @@ def test_shapes_are_checked():
         tune_thresholds(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="do not fit"):
         apply_thresholds(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros(3))
+
+
+def test_a_threshold_below_the_f1_floor_is_not_used():
+    """A label the default rule never gets right, whose best threshold only reaches F1 0.2."""
+    scores = np.array([[0.9], [0.8], [0.7], [0.6], [0.5], [0.4], [0.3], [0.2], [0.1], [0.05]])
+    gold = np.zeros((10, 1), dtype=bool)
+    gold[[4, 9, 8], 0] = True
+    decided = np.zeros((10, 1), dtype=bool)
+    _, best = best_threshold(scores[:, 0], gold[:, 0])
+    assert 0 < best < 0.6
+    assert not np.isnan(tune_thresholds(scores, decided, gold, min_f1=0.0)).all()
+    assert np.isnan(tune_thresholds(scores, decided, gold, min_f1=0.6)).all()

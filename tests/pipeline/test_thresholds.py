@@ -61,7 +61,7 @@ def test_thresholds_never_lower_a_labels_f1_on_the_tuning_data(tiny, tuned, with
     thresholded = _indicators(tiny.generator, [p.labels for p in with_thresholds.predict(texts, beam_size=2,
                                                                                           max_labels=every)])
     capped = with_thresholds.predict(texts, beam_size=2, max_labels=3)
-    assert max(len(p.labels) for p in capped) == 3
+    assert max(len(p.labels) for p in capped) <= 3
     with_thresholds.use_thresholds = False
     decoded = _indicators(tiny.generator, [p.labels for p in with_thresholds.predict(texts, beam_size=2,
                                                                                       max_labels=every)])
