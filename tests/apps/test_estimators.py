@@ -224,3 +224,23 @@ def test_precision_reaches_training_and_prediction(data, monkeypatch):
     assert seen == {"train": "bf16", "decode": "bf16"} and est.generator_.precision == "bf16"
     with pytest.raises(Exception, match="fp16"):
         SGMClassifier(**SMALL, precision="fp16").fit(texts[:40], labels[:40])   # a GPU mode: refused on the CPU
+
+
+def test_n_models_trains_seeds_and_decodes_them_as_one(data, fitted, single_thread):
+    from seq2labels.errors import ConfigError
+    from seq2labels.pipeline.ensemble import EnsembleGenerator
+
+    texts, labels, test = data
+    with single_thread():
+        est = SGMClassifier(**SMALL, n_models=2, min_labels=1).fit(texts, labels)
+    assert isinstance(est.generator_, EnsembleGenerator) and len(est.members_) == 2
+    assert [m.config.train.seed for m in est.members_] == [0, 1]
+    expected = EnsembleGenerator(est.members_).predict(test, min_labels=1)
+    assert est.predict_labels(test) == [p.labels for p in expected]
+    assert est.predict(test).shape == (len(test), len(est.classes_))
+    assert clone(est).get_params()["n_models"] == 2
+    assert clone(est).set_params(n_models=3).n_models == 3
+    with pytest.raises(ConfigError, match="no single model folder"):
+        est.save("unused")
+    with pytest.raises(ConfigError, match="n_models must be an integer >= 1"):
+        SGMClassifier(**SMALL, n_models=0).fit(texts, labels)

@@ -229,3 +229,22 @@ def test_report_renders_in_headless_chromium(cli_report, tmp_path):
     assert colourful.mean() > 0.005
     assert non_white[:400].mean() > 0.01 and non_white[1000:].mean() > 0.01   # the page fills the window
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_report_shows_rare_macro_f1(cli_report, data):
+    code, err, out, _, _ = cli_report
+    assert code == 0, err
+    page = out.read_text(encoding="utf-8")
+    assert data.metrics["rare_label_count"] > 0
+    assert f'data-metric="rare_macro_f1" data-value="{data.metrics["rare_macro_f1"]!r}"' in page
+    assert "fewer than 50 training documents" in page
+
+
+def test_report_says_rare_macro_f1_is_unknown_without_training_counts(tiny, examples):
+    import copy
+
+    old = copy.copy(tiny.generator)
+    old.data_summary = None
+    report = build_report(old, examples[:30], top_labels=3, worst=2, **DECODE)
+    assert "rare_macro_f1" not in report.metrics
+    assert any(note.startswith("rare_macro_f1: n/a") for note in report.notes)

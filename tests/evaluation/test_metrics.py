@@ -421,3 +421,19 @@ def test_format_metrics_keys_subset_and_missing():
     assert text.splitlines()[1].split() == ["b", "0.2500"]
     with pytest.raises(ValueError, match="c"):
         format_metrics({"a": 0.5}, keys=["c"])
+
+
+def test_rare_macro_f1_by_hand():
+    """Labels a (100 training docs), b (10), c (49), d (unseen in training: 0) -> b, c, d are rare."""
+    gold = [["a", "b"], ["b"], ["c"], ["a", "d"]]
+    pred = [["a", "b"], ["c"], ["c"], ["a"]]
+    m = evaluate_label_lists(gold, pred, ["a", "b", "c"], train_counts={"a": 100, "b": 10, "c": 49})
+    # b: tp 1, fp 0, fn 1 -> F1 2/3; c: tp 1, fp 1, fn 0 -> 2/3; d: tp 0 -> 0
+    assert m["rare_label_count"] == 3
+    assert m["rare_macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+    assert "rare_macro_f1" not in evaluate_label_lists(gold, pred, ["a", "b", "c", "d"])
+
+
+def test_rare_macro_f1_absent_without_rare_labels():
+    m = evaluate_label_lists([["a"]], [["a"]], ["a"], train_counts={"a": 50})
+    assert m["rare_label_count"] == 0 and "rare_macro_f1" not in m

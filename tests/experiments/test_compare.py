@@ -310,3 +310,30 @@ def test_a_partial_table_is_handed_over_after_every_method():
     table = run_comparison(_text_config(), on_row=lambda t: seen.append([r["method"] for r in t.rows]))
     measured = [r["method"] for r in table.rows if not r.get("source")]
     assert seen == [measured[: i + 1] for i in range(len(measured))]
+
+
+def test_thresholds_option_wraps_the_method_and_is_checked():
+    from seq2labels.baselines.thresholded import ValidationThresholds
+
+    config = _text_config()
+    config["methods"][0]["thresholds"] = True
+    _, methods = validate_config(config)
+    assert methods[0]["thresholds"] is True and methods[1]["thresholds"] is False
+    assert isinstance(build_estimator(methods[0], text=True, tfidf=config["tfidf"]), ValidationThresholds)
+    assert not isinstance(build_estimator(methods[1], text=True, tfidf=config["tfidf"]), ValidationThresholds)
+    config["methods"][0]["thresholds"] = "yes"
+    with pytest.raises(ConfigError, match=r"methods\[0\].thresholds"):
+        validate_config(config)
+
+
+def test_thresholded_baseline_fits_and_predicts_on_texts():
+    from seq2labels.experiments.compare import _load_text
+
+    config = _text_config()
+    config["methods"][0]["thresholds"] = True
+    Xtr, Ytr, Xte, Yte, _, _ = _load_text(dict(config["data"], name="tiny"), None)
+    _, methods = validate_config(config)
+    est = build_estimator(methods[0], text=True, tfidf=config["tfidf"]).fit(Xtr[:600], Ytr[:600])
+    pred = est.predict(Xte[:100])
+    assert pred.shape == (100, Ytr.shape[1]) and set(np.unique(pred)) <= {0, 1}
+    assert est.thresholds_.shape == (Ytr.shape[1],)

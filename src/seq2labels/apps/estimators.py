@@ -49,7 +49,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                  encoder: str = "rnn", pretrained: str | None = None, encoder_mode: str = "frozen",
                  finetune_layers: int | None = None, encoder_lr: float = 5e-5, long_text: str = "head",
                  head_tokens: int = 128, pooling: str = "mean", encoder_precision: str = "fp32",
-                 label_init: str = "random", label_descriptions: str | None = None):
+                 label_init: str = "random", label_descriptions: str | None = None, n_models: int = 1):
         self.embedding_dim = embedding_dim
         self.encoder_hidden = encoder_hidden
         self.encoder_layers = encoder_layers
@@ -94,6 +94,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         self.encoder_precision = encoder_precision
         self.label_init = label_init
         self.label_descriptions = label_descriptions
+        self.n_models = n_models                 # > 1: train seeds seed, seed+1, ... and decode them as one ensemble
 
     # ---- configuration -----------------------------------------------------------------
     def _run_config(self) -> RunConfig:
@@ -142,19 +143,42 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
             raise DataFormatError("X is empty: fit needs at least 2 texts (one for the validation split)")
         label_lists, classes, indicator = _normalise_targets(y, len(texts), self.classes)
         examples = [Example(text=t, labels=tuple(labels)) for t, labels in zip(texts, label_lists)]
-        generator, result = train(cfg, None, train_examples=examples)
+        generator, result, members = self._train_members(cfg, examples)
         if classes is None:
             # labels that fell into the validation split only are still classes of y (never predicted)
             known = generator.label_vocab.labels
             seen = set(known)
             classes = [*known, *(lab for lab in dict.fromkeys(x for row in label_lists for x in row) if lab not in seen)]
         self.generator_ = generator
+        self.members_ = members
         self.classes_ = np.asarray(classes, dtype=object)
         self._fit_with_indicator = indicator
         self.n_features_in_ = 1
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         return self
+
+    def _train_members(self, cfg: RunConfig, examples: list[Example]):
+        """One model, or ``n_models`` (seeds ``seed``, ``seed + 1``, ...: each its own validation split
+        and initial weights) decoded together as an EnsembleGenerator. Returns (generator, first
+        member's TrainResult, members)."""
+        import dataclasses
+
+        from seq2labels.pipeline.recipe import train
+
+        if isinstance(self.n_models, bool) or not isinstance(self.n_models, (int, np.integer)) or self.n_models < 1:
+            raise ConfigError(f"{type(self).__name__}: invalid parameter: n_models must be an integer >= 1, "
+                              f"got {self.n_models!r}")
+        members, results = [], []
+        for k in range(int(self.n_models)):
+            member_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + k))
+            generator, result = train(member_cfg, None, train_examples=examples)
+            members.append(generator)
+            results.append(result)
+        if len(members) == 1:
+            return members[0], results[0], members
+        from seq2labels.pipeline.ensemble import EnsembleGenerator
+        return EnsembleGenerator(members), results[0], members
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "generator_"):
@@ -231,6 +255,10 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         from seq2labels.pipeline.files import save_model
 
         self._check_fitted()
+        if len(getattr(self, "members_", ())) > 1:
+            raise ConfigError(f"an ensemble of {len(self.members_)} models has no single model folder; save its "
+                              "members (members_[i].save(folder)) and decode them with "
+                              "`seq2labels predict FOLDER1 FOLDER2 ... INPUT`")
         return save_model(self.generator_, path, estimator={
             "classes": [str(c) for c in self.classes_], "fit_with_indicator": bool(self._fit_with_indicator)})
 

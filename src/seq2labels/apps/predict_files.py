@@ -53,6 +53,8 @@ class PredictJob:
     backend: str = "torch"               # the inference options of single-file predict
     quantize: str | None = None
     precision: str | None = None
+    extra_models: tuple[str, ...] = ()   # more model folders: decoded with ``model`` as one ensemble
+    thresholds: bool = True              # apply the model folder's thresholds.json
 
 
 def _check_job(job: PredictJob) -> None:
@@ -105,10 +107,11 @@ def predict_part(job: PredictJob, part: int, parts: int, out: TextIO,
     Returns the texts predicted and the length of every chunk of the job (this part's and
     the others'), which is what the merge needs to put the parts back in order.
     """
-    from seq2labels.pipeline.loading import load_for_inference
+    from seq2labels.pipeline.loading import load_models_for_inference
 
-    generator = load_for_inference(job.model, device=device or job.device, backend=job.backend,
-                                   quantize=job.quantize, precision=job.precision)
+    generator = load_models_for_inference([job.model, *job.extra_models], device=device or job.device,
+                                          backend=job.backend, quantize=job.quantize, precision=job.precision,
+                                          thresholds=job.thresholds)
     count, lengths = 0, []
     for k, chunk in enumerate(iter_job_chunks(job)):
         lengths.append(len(chunk))

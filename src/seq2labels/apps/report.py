@@ -21,7 +21,8 @@ from seq2labels._version import __version__
 from seq2labels.data.readers import Example
 from seq2labels.errors import ConfigError, DataFormatError
 from seq2labels.apps.explain import figure_png, new_figure, plain_text, png_data_uri
-from seq2labels.evaluation.metrics import METRIC_NAMES, binarize, evaluate_label_lists, per_label_report
+from seq2labels.evaluation.metrics import (METRIC_NAMES, RARE_LABEL_MAX_TRAIN, binarize, evaluate_label_lists,
+                                           per_label_report)
 
 __all__ = ["PRCurve", "ReportData", "build_report", "render_report", "write_report"]
 
@@ -155,7 +156,8 @@ def build_report(generator, examples: Sequence[Example], *, beam_size: int | Non
     known = set(model_labels)
     unseen = sorted({label for labels in gold for label in labels if label not in known})
     columns = [*model_labels, *unseen]
-    metrics = evaluate_label_lists(gold, predicted, columns)
+    train_counts = getattr(generator, "label_counts", None)
+    metrics = evaluate_label_lists(gold, predicted, columns, train_counts=train_counts)
     y_true, y_pred = binarize(gold, columns), binarize(predicted, columns)  # (docs, columns) each
     rows = per_label_report(y_true, y_pred, columns)
     for row, count in zip(rows, y_pred.sum(axis=0).tolist()):
@@ -165,7 +167,11 @@ def build_report(generator, examples: Sequence[Example], *, beam_size: int | Non
     top_idx = [columns.index(label) for label in top]
     gold_top, pred_top = y_true[:, top_idx].astype(np.int64), y_pred[:, top_idx].astype(np.int64)
     f1 = example_f1(y_true, y_pred)
-    notes = []
+    notes = [_rare_note(metrics, train_counts)]
+    thresholds = generator.active_thresholds() if hasattr(generator, "active_thresholds") else None
+    if thresholds is not None:
+        notes.append(f"Per-label thresholds (thresholds.json) decide {thresholds.tuned_count} of "
+                     f"{len(thresholds.labels)} labels; the others are the decoded set.")
     if unseen:
         shown = ", ".join(unseen[:20]) + (f" and {len(unseen) - 20} more" if len(unseen) > 20 else "")
         notes.append(f"{len(unseen)} gold label(s) never seen in training count as misses: {shown}.")
@@ -177,6 +183,14 @@ def build_report(generator, examples: Sequence[Example], *, beam_size: int | Non
         cooccurrence_gold=gold_top.T @ gold_top, cooccurrence_predicted=pred_top.T @ pred_top,
         position_differences=position_differences(gold, predicted), example_f1=f1,
         worst=_worst(f1, y_true, y_pred, worst), notes=notes)
+
+
+def _rare_note(metrics: dict, train_counts) -> str:
+    if train_counts is None:
+        return ("rare_macro_f1: n/a (the model folder records no training label counts, so rare labels "
+                "cannot be told apart).")
+    return (f"rare_macro_f1: macro-F1 over the {metrics['rare_label_count']} label(s) with fewer than "
+            f"{RARE_LABEL_MAX_TRAIN} training documents (labels unseen in training included).")
 
 
 # ---- figures ---------------------------------------------------------------------------
@@ -302,7 +316,8 @@ def _fmt(value) -> str:
 
 
 def _metrics_table(data: ReportData) -> str:
-    keys = [k for k in (*METRIC_NAMES, "label_position_deviation", "n_docs") if k in data.metrics]
+    keys = [k for k in (*METRIC_NAMES, "rare_macro_f1", "rare_label_count", "label_position_deviation", "n_docs")
+            if k in data.metrics]
     rows = "".join(f'<tr data-metric="{k}" data-value="{data.metrics[k]!r}"><td>{k}</td>'
                    f'<td class="num">{_fmt(data.metrics[k])}</td></tr>' for k in keys)
     return f'<table class="metrics"><tr><th>metric</th><th>value</th></tr>{rows}</table>'

@@ -264,6 +264,7 @@ class ServerOptions:
     backend: str = "torch"           # inference options, as for predict (seq2labels.pipeline.loading.load_for_inference)
     quantize: Optional[str] = None
     precision: Optional[str] = None
+    thresholds: bool = True          # apply the folder's thresholds.json (--no-thresholds: off)
     settings: ServeSettings = field(default_factory=ServeSettings)
 
 
@@ -276,7 +277,8 @@ def load_for_serving(options: ServerOptions):
         import torch
         torch.set_num_threads(options.threads)
     generator = load_for_inference(options.model, device=options.device, backend=options.backend,
-                                   quantize=options.quantize, precision=options.precision)
+                                   quantize=options.quantize, precision=options.precision,
+                                   thresholds=options.thresholds)
     return create_app(generator, options.settings)
 
 
@@ -332,7 +334,7 @@ def options_from_args(args: Any) -> ServerOptions:
     return ServerOptions(model=args.model, host=args.host, port=args.port, device=args.device,
                          workers=args.workers, threads=args.threads, backend=getattr(args, "backend", "torch"),
                          quantize=getattr(args, "quantize", None), precision=getattr(args, "precision", None),
-                         settings=settings)
+                         thresholds=not getattr(args, "no_thresholds", False), settings=settings)
 
 
 def _model_name(path: str) -> str:

@@ -31,6 +31,8 @@ __all__ = [
     "per_label_report",
     "top1_fallback",
     "format_metrics",
+    "RARE_LABEL_MAX_TRAIN",
+    "rare_label_metrics",
 ]
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -47,6 +49,9 @@ METRIC_NAMES: tuple[str, ...] = (
     "example_recall",
     "jaccard",
 )
+
+# A label is rare when it has fewer training documents than this (rare_macro_f1).
+RARE_LABEL_MAX_TRAIN = 50
 
 # How many unseen label names the evaluation warning spells out before summarising.
 _MAX_NAMED_EXTRA_LABELS = 20
@@ -309,9 +314,11 @@ def _warn_extra_labels(extra: list[str]) -> None:
 
 
 def evaluate_label_lists(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
-                         label_names: Sequence[str]) -> dict[str, float]:
+                         label_names: Sequence[str], train_counts: Mapping[str, int] | None = None
+                         ) -> dict[str, float]:
     """All metrics from ordered label lists: ``multilabel_metrics`` plus
-    ``label_position_deviation`` and ``n_docs``.
+    ``label_position_deviation`` and ``n_docs``; with ``train_counts`` (training documents
+    per label) also ``rare_macro_f1`` and ``rare_label_count`` (see :func:`rare_label_metrics`).
 
     Labels not in ``label_names`` (e.g. a gold label seen only in the test set)
     get extra columns, sorted, after ``label_names``: such a gold label counts
@@ -322,10 +329,30 @@ def evaluate_label_lists(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[
     if extra:
         _warn_extra_labels(extra)
     columns = [*label_names, *extra]
-    metrics: dict[str, float] = multilabel_metrics(binarize(gold, columns), binarize(pred, columns))
+    y_true, y_pred = binarize(gold, columns), binarize(pred, columns)
+    metrics: dict[str, float] = multilabel_metrics(y_true, y_pred)
     metrics["label_position_deviation"] = label_position_deviation(gold, pred)
     metrics["n_docs"] = len(gold)
+    if train_counts is not None:
+        metrics.update(rare_label_metrics(y_true, y_pred, columns, train_counts))
     return metrics
+
+
+def rare_label_metrics(y_true: Indicator, y_pred: Indicator, columns: Sequence[str],
+                       train_counts: Mapping[str, int], max_train: int = RARE_LABEL_MAX_TRAIN) -> dict[str, float]:
+    """Macro-F1 over the rare labels: the columns with fewer than ``max_train`` training documents.
+
+    A column absent from ``train_counts`` (a label never seen in training) has 0 and is rare.
+    Every rare column counts, as in ``macro_f1`` (a rare label neither in gold nor predicted
+    scores 0). Returns ``rare_label_count`` and, when it is not 0, ``rare_macro_f1``.
+    """
+    rare = [j for j, name in enumerate(columns) if int(train_counts.get(name, 0)) < max_train]
+    out: dict[str, float] = {"rare_label_count": len(rare)}
+    if rare:
+        t, p = _validate_pair(y_true, y_pred)
+        t, p, _ = _pad_single_label(t, p)
+        out["rare_macro_f1"] = _prf(t, p, rare, "macro")[2]
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -111,6 +111,8 @@ class DecodeConfig:
     max_labels: int = 10
     min_labels: int = 0                  # 1 = never predict an empty set
     precision: str = "fp32"              # fp32 | bf16 | fp16: autocast while predicting (see seq2labels.training.precision)
+    thresholds: bool = True              # apply the model folder's thresholds.json when it has one
+    tune_thresholds: bool = False        # after training, tune per-label thresholds on the validation split
 
 
 @dataclass(frozen=True)

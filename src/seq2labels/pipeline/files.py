@@ -9,6 +9,7 @@ A model folder holds exactly these files::
     labels.json        the label vocabulary and its training order
     README.md          a model card (not read back)
     tokenizer.json     only with a transformer encoder: its word-piece tokenizer (JSON)
+    thresholds.json    only when tuned: per-label decision thresholds (seq2labels.pipeline.thresholds)
 
 Loading opens only the data files above, never ``pickle`` or ``torch.load``,
 so a ``.pt`` or ``.pkl`` someone drops into the folder is never executed. Saving
@@ -38,6 +39,7 @@ from seq2labels.errors import ConfigError, ModelFormatError
 from seq2labels.models.sgm import SGM
 from seq2labels.models.config import SGMConfig
 from seq2labels.pipeline.model_card import model_card
+from seq2labels.pipeline.thresholds import read_thresholds, write_thresholds
 
 FORMAT_NAME = "seq2labels"
 FORMAT_VERSION = 1
@@ -71,6 +73,8 @@ def _write_model_files(generator, folder: Path, metrics: dict | None, estimator:
     atomic_write_json(folder / "vocab.json", generator.vocab.to_dict())
     atomic_write_json(folder / "labels.json", generator.label_vocab.to_dict())
     atomic_write_text(folder / "README.md", model_card(generator, metrics))
+    if getattr(generator, "thresholds", None) is not None:
+        write_thresholds(folder, generator.thresholds)
     # config.json last: a folder without it is never mistaken for a model
     extra = {"estimator": estimator} if estimator is not None else {}
     if getattr(generator, "data_summary", None):
@@ -156,7 +160,7 @@ def read_model_parts(path: str | Path, device: str = "cpu") -> dict:
     if summary is not None and not isinstance(summary, dict):
         raise ModelFormatError(f"{path / 'config.json'}: training_data must be a JSON object")
     return {"model": model, "tokenizer": tokenizer, "vocab": vocab, "label_vocab": label_vocab,
-            "config": run_cfg, "data_summary": summary}
+            "config": run_cfg, "data_summary": summary, "thresholds": read_thresholds(path, label_vocab.labels)}
 
 
 def _tokenizer_from_dict(data: dict, folder: Path):

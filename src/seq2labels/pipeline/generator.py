@@ -41,7 +41,89 @@ class Prediction:
                 "score": round(self.score, 6)}
 
 
-class LabelGenerator:
+class LabelDecoding:
+    """What every trained label generator offers on top of ``encode_texts``/``encode_examples``/
+    ``decode_encoded``: predict, label scores and evaluation, with the per-label thresholds
+    (``thresholds``, see seq2labels.pipeline.thresholds) applied after decoding when present
+    and ``use_thresholds`` is on. LabelGenerator and EnsembleGenerator share it."""
+
+    thresholds = None                     # LabelThresholds, or None
+    use_thresholds = True
+    data_summary: dict | None = None
+
+    @property
+    def label_counts(self) -> dict[str, int] | None:
+        """Training documents per label, when the model folder recorded them (rare_macro_f1 needs them)."""
+        counts = (self.data_summary or {}).get("label_counts")
+        return counts if isinstance(counts, dict) else None
+
+    def active_thresholds(self):
+        return self.thresholds if self.use_thresholds else None
+
+    def predict(self, texts: Sequence[str], *, beam_size: int | None = None, max_labels: int | None = None,
+                min_labels: int | None = None, batch_size: int = 256,
+                return_attention: bool = False, precision: str | None = None) -> list[Prediction]:
+        texts = _check_texts(texts)
+        encoded = self.encode_texts(texts)
+        rows = self.decide_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size, return_attention=return_attention, precision=precision)
+        predictions = []
+        for i, row in enumerate(rows):
+            pred = Prediction(labels=self.label_vocab.decode(row["ids"]), probabilities=row["probs"],
+                              score=row["score"])
+            if return_attention:
+                pred.attention = row["attention"]
+                pred.tokens = self.tokenizer(texts[i], max_tokens=self.config.text.max_len) or ["<empty>"]
+            predictions.append(pred)
+        return predictions
+
+    def label_scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """(n_texts, n_labels) scores: the highest probability each label got along the greedy path."""
+        rows = self.decode_encoded(self.encode_texts(texts), beam_size=1, batch_size=batch_size)
+        return np.stack([row["label_scores"] for row in rows]) if rows else np.zeros((0, self.label_vocab.num_labels))
+
+    def decide_encoded(self, encoded, *, beam_size: int | None = None, max_labels: int | None = None,
+                       min_labels: int | None = None, **kwargs) -> list[dict]:
+        """``decode_encoded``, then the thresholds when they are on: the rows predict and evaluate use."""
+        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   **kwargs)
+        thresholds = self.active_thresholds()
+        if thresholds is None:
+            return rows
+        from seq2labels.pipeline.thresholds import threshold_rows
+        dec = self.config.decode
+        return threshold_rows(rows, thresholds, dec.max_labels if max_labels is None else max_labels,
+                              dec.min_labels if min_labels is None else min_labels)
+
+    def evaluate(self, examples: Sequence[Example], *, beam_size: int | None = None,
+                 max_labels: int | None = None, min_labels: int | None = None,
+                 batch_size: int = 256, precision: str | None = None) -> dict[str, float]:
+        """All metrics on labelled examples; labels unseen in training count as misses. With the
+        training label counts known, also ``rare_macro_f1`` (labels with < 50 training documents)."""
+        examples = check_examples(examples)
+        encoded = self.encode_examples(examples)
+        gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
+        return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
+                                     min_labels=min_labels, batch_size=batch_size, precision=precision,
+                                     label_counts=self.label_counts)
+
+    def evaluate_encoded(self, encoded, gold: Sequence[Sequence[str]], *,
+                         beam_size: int | None = None, max_labels: int | None = None,
+                         min_labels: int | None = None, batch_size: int = 256,
+                         precision: str | None = None, label_counts: dict[str, int] | None = None
+                         ) -> dict[str, float]:
+        rows = self.decide_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size, precision=precision)
+        predicted = [self.label_vocab.decode(row["ids"]) for row in rows]
+        # Unseen gold labels get their columns here, as evaluate_label_lists would add them, but
+        # without its warning: encode_dataset already warned once, naming them (the validation
+        # set is scored every epoch).
+        known = set(self.label_vocab.labels)
+        unseen = sorted({label for labels in gold for label in labels if label not in known})
+        return evaluate_label_lists(gold, predicted, [*self.label_vocab.labels, *unseen], train_counts=label_counts)
+
+
+class LabelGenerator(LabelDecoding):
     """A trained SGM with everything needed to go from raw text to ordered labels."""
 
     def __init__(self, model: SGM, tokenizer: RegexTokenizer, vocab: Vocab, label_vocab: LabelVocab,
@@ -56,6 +138,8 @@ class LabelGenerator:
         self.quantized: str | None = None    # "int8" for a copy made by quantize()
         self.precision = config.decode.precision  # autocast while decoding (see with_precision)
         self.data_summary: dict | None = None  # training data counts and checksums, for the model card
+        self.thresholds = None                 # per-label LabelThresholds (thresholds.json), or None
+        self.use_thresholds = config.decode.thresholds
 
     @property
     def device(self) -> torch.device:
@@ -84,6 +168,8 @@ class LabelGenerator:
         quantized = LabelGenerator(quantize_model(self.model, dtype), self.tokenizer, self.vocab,
                                    self.label_vocab, self.config)
         quantized.quantized = dtype
+        quantized.data_summary, quantized.thresholds = self.data_summary, self.thresholds
+        quantized.use_thresholds = self.use_thresholds
         quantized.precision = "fp32"         # int8 kernels take float32 activations
         return quantized
 
@@ -110,27 +196,8 @@ class LabelGenerator:
         examples = [Example(text=t, labels=()) for t in _check_texts(texts)]
         return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
 
-    def predict(self, texts: Sequence[str], *, beam_size: int | None = None, max_labels: int | None = None,
-                min_labels: int | None = None, batch_size: int = 256,
-                return_attention: bool = False, precision: str | None = None) -> list[Prediction]:
-        texts = _check_texts(texts)
-        encoded = self.encode_texts(texts)
-        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
-                                   batch_size=batch_size, return_attention=return_attention, precision=precision)
-        predictions = []
-        for i, row in enumerate(rows):
-            pred = Prediction(labels=self.label_vocab.decode(row["ids"]), probabilities=row["probs"],
-                              score=row["score"])
-            if return_attention:
-                pred.attention = row["attention"]
-                pred.tokens = self.tokenizer(texts[i], max_tokens=self.config.text.max_len) or ["<empty>"]
-            predictions.append(pred)
-        return predictions
-
-    def label_scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """(n_texts, n_labels) scores: the highest probability each label got along the greedy path."""
-        rows = self.decode_encoded(self.encode_texts(texts), beam_size=1, batch_size=batch_size)
-        return np.stack([row["label_scores"] for row in rows]) if rows else np.zeros((0, self.label_vocab.num_labels))
+    def encode_examples(self, examples: Sequence[Example]) -> EncodedDataset:
+        return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
 
     @torch.inference_mode()
     def decode_encoded(self, encoded: EncodedDataset, *, beam_size: int | None = None,
@@ -168,30 +235,6 @@ class LabelGenerator:
             self.model.train(was_training)
         return rows  # type: ignore[return-value]
 
-    def evaluate(self, examples: Sequence[Example], *, beam_size: int | None = None,
-                 max_labels: int | None = None, min_labels: int | None = None,
-                 batch_size: int = 256, precision: str | None = None) -> dict[str, float]:
-        """All metrics on labelled examples; labels unseen in training count as misses."""
-        examples = check_examples(examples)
-        encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
-        gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
-        return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
-                                     min_labels=min_labels, batch_size=batch_size, precision=precision)
-
-    def evaluate_encoded(self, encoded: EncodedDataset, gold: Sequence[Sequence[str]], *,
-                         beam_size: int | None = None, max_labels: int | None = None,
-                         min_labels: int | None = None, batch_size: int = 256,
-                         precision: str | None = None) -> dict[str, float]:
-        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
-                                   batch_size=batch_size, precision=precision)
-        predicted = [self.label_vocab.decode(row["ids"]) for row in rows]
-        # Unseen gold labels get their columns here, as evaluate_label_lists would add them, but
-        # without its warning: encode_dataset already warned once, naming them (the validation
-        # set is scored every epoch).
-        known = set(self.label_vocab.labels)
-        unseen = sorted({label for labels in gold for label in labels if label not in known})
-        return evaluate_label_lists(gold, predicted, [*self.label_vocab.labels, *unseen])
-
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
         from seq2labels.pipeline.files import save_model
         if self.quantized:
@@ -206,6 +249,7 @@ class LabelGenerator:
         parts = read_model_parts(path, device=device)
         generator = cls(parts["model"], parts["tokenizer"], parts["vocab"], parts["label_vocab"], parts["config"])
         generator.data_summary = parts["data_summary"]  # so saving it again keeps the model card's data section
+        generator.thresholds = parts.get("thresholds")
         return generator
 
 

@@ -306,4 +306,16 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
         if curves is not None:
             curves.close()
     model.eval()
+    if cfg.decode.tune_thresholds:
+        _tune_thresholds(generator, valid_examples)
     return generator, result
+
+
+def _tune_thresholds(generator: LabelGenerator, valid_examples: Sequence[Example]) -> None:
+    """``decode.tune_thresholds``: per-label thresholds on the validation split, saved with the model."""
+    from seq2labels.pipeline.thresholds import tune_generator
+
+    generator.thresholds = tune_generator(generator, valid_examples)
+    log.info("tuned thresholds for %d of %d labels on %d validation docs (beam %d)",
+             generator.thresholds.tuned_count, generator.label_vocab.num_labels, len(valid_examples),
+             generator.thresholds.beam_size)

@@ -45,4 +45,30 @@ def evaluate_file(generator, path: str, fmt: str | None, encoding_errors: str, b
     metrics = generator.evaluate(examples, beam_size=beam, max_labels=max_labels, batch_size=batch_size)
     metrics["docs_per_second"] = len(examples) / max(time.perf_counter() - started, 1e-9)
     metrics["beam_size"] = beam
+    if generator.label_counts is None:
+        metrics["rare_macro_f1"] = None            # not 0: unknown without the training label counts
+    thresholds = generator.active_thresholds()
+    metrics["threshold_labels"] = thresholds.tuned_count if thresholds is not None else 0
     return {prefix + k: v for k, v in metrics.items()}
+
+
+def tune_model_folder(model_dir: str | Path, data: str | Path, *, fmt: str | None = None,
+                      encoding_errors: str = "strict", beam_size: int | None = None,
+                      min_positives: int = 3, batch_size: int = 256, device: str = "cpu") -> dict:
+    """``seq2labels tune-thresholds``: tune on a labelled file, write MODEL/thresholds.json, and
+    return what changed on that file (metrics before and after, counts)."""
+    from seq2labels.pipeline.generator import load_model
+    from seq2labels.pipeline.thresholds import tune_generator, write_thresholds
+
+    generator = load_model(model_dir, device=device)
+    examples = read_examples(str(data), fmt, encoding_errors=encoding_errors)
+    thresholds = tune_generator(generator, examples, beam_size=beam_size, min_positives=min_positives,
+                                batch_size=batch_size)
+    generator.thresholds, generator.use_thresholds = None, False
+    before = generator.evaluate(examples, beam_size=thresholds.beam_size, batch_size=batch_size)
+    generator.thresholds, generator.use_thresholds = thresholds, True
+    after = generator.evaluate(examples, beam_size=thresholds.beam_size, batch_size=batch_size)
+    path = write_thresholds(model_dir, thresholds)
+    return {"path": str(path), "tuned_labels": thresholds.tuned_count, "labels": len(thresholds.labels),
+            "validation_docs": thresholds.validation_docs, "beam_size": thresholds.beam_size,
+            "before": before, "after": after}

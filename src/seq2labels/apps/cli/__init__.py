@@ -13,13 +13,13 @@ from typing import Sequence
 
 from seq2labels._version import __version__
 from seq2labels.apps.cli import (ablate, compare, demo, evaluate, explain, export, predict, report, serve,
-                                 train)
+                                 train, tune_thresholds)
 from seq2labels.apps.cli.train import TRAIN_FLAGS, resolve_train_config
 from seq2labels.data.samples import sample_path
 from seq2labels.errors import Seq2LabelsError
 
 # the order of the subcommands in --help
-COMMANDS = (train, evaluate, predict, demo, compare, ablate, serve, export, explain, report)
+COMMANDS = (train, evaluate, predict, demo, compare, ablate, serve, export, explain, report, tune_thresholds)
 
 __all__ = ["COMMANDS", "TRAIN_FLAGS", "build_parser", "main", "resolve_train_config", "sample_path"]
 

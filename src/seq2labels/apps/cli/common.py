@@ -16,13 +16,26 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
                    help="autocast while predicting (torch backend): bf16 on CPUs with AVX512-BF16/AMX or GPUs, "
                         "fp16 on GPUs; default: the model's decode.precision")
+    p.add_argument("--no-thresholds", action="store_true",
+                   help="ignore the model folder's per-label thresholds.json (decode the label set as is)")
 
 
-def load_for_inference(args: argparse.Namespace):
-    from seq2labels.pipeline.loading import load_for_inference as load
+def load_for_inference(args: argparse.Namespace, models=None):
+    """The model (or, with several folders in ``models``, their ensemble) with the inference flags."""
+    from seq2labels.pipeline.loading import load_models_for_inference
 
-    return load(args.model, device=args.device, backend=args.backend, quantize=args.quantize,
-                precision=args.precision)
+    return load_models_for_inference(models if models is not None else args.model, device=args.device,
+                                     backend=args.backend, quantize=args.quantize, precision=args.precision,
+                                     thresholds=not getattr(args, "no_thresholds", False))
+
+
+def split_models(first: str, rest: list[str]) -> tuple[list[str], list[str]]:
+    """``MODEL [MODEL ...] INPUT ...``: the leading arguments that are model folders (a folder with a
+    config.json), and the rest. Inputs are files, so ``predict MODEL INPUT`` reads as before."""
+    models, rest = [first], list(rest)
+    while rest and (Path(rest[0]) / "config.json").is_file():
+        models.append(rest.pop(0))
+    return models, rest
 
 
 def check_decode_args(beam_size: int | None, max_labels: int | None, min_labels: int | None) -> None:

@@ -9,10 +9,13 @@ from seq2labels.apps.cli.common import (add_inference_args, check_counts, check_
                                         print_metrics, write_json)
 from seq2labels.errors import ConfigError
 
+RARE_NOTE = "the model folder records no training label counts (trained before they were saved)"
+
 
 def add_parser(sub, common) -> None:
     p = sub.add_parser("evaluate", parents=[common], help="evaluate a model on labelled data")
-    p.add_argument("model", help="model folder")
+    p.add_argument("model", nargs="+", help="model folder; several are decoded as one ensemble (one beam over "
+                                            "the mean of their step distributions)")
     p.add_argument("data", help="labelled data file")
     p.add_argument("--format", choices=["jsonl", "tsv", "fasttext"])
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
@@ -36,15 +39,20 @@ def add_parser(sub, common) -> None:
 def run(args: argparse.Namespace) -> int:
     check_decode_args(args.beam_size, args.max_labels, None)
     check_counts(args.batch_size)
+    models, args.model = args.model, args.model[0]
     if args.match_labels or args.label_map:
+        if len(models) > 1:
+            raise ConfigError("--match-labels/--label-map evaluate one model folder, not an ensemble")
         return _run_crossdata(args)
     if args.keep_unlabelled:
         raise ConfigError("--keep-unlabelled only applies with --match-labels or --label-map")
     from seq2labels.pipeline.runs import evaluate_file
 
-    metrics = evaluate_file(load_for_inference(args), args.data, args.format, args.encoding_errors, args.beam_size,
-                            batch_size=args.batch_size, max_labels=args.max_labels)
-    print_metrics(metrics)
+    metrics = evaluate_file(load_for_inference(args, models), args.data, args.format, args.encoding_errors,
+                            args.beam_size, batch_size=args.batch_size, max_labels=args.max_labels)
+    print_metrics({k: v for k, v in metrics.items() if v is not None})
+    if "rare_macro_f1" in metrics and metrics["rare_macro_f1"] is None:
+        print(f"rare_macro_f1: n/a ({RARE_NOTE})")
     if args.output:
         write_json(Path(args.output), metrics)
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from seq2labels.apps.cli.common import add_inference_args, check_counts, check_decode_args, load_for_inference
+from seq2labels.apps.cli.common import (add_inference_args, check_counts, check_decode_args, load_for_inference,
+                                        split_models)
 from seq2labels.errors import ConfigError
 
 log = logging.getLogger("seq2labels")
@@ -13,7 +14,8 @@ log = logging.getLogger("seq2labels")
 
 def add_parser(sub, common) -> None:
     p = sub.add_parser("predict", parents=[common], help="predict ordered labels (JSON Lines out)")
-    p.add_argument("model", help="model folder")
+    p.add_argument("model", help="model folder; more model folders may follow it (an ensemble: one beam over "
+                                 "the mean of their step distributions)")
     p.add_argument("input", nargs="+",
                    help="texts: data files (labels ignored) or, with --format text, one text per line; several "
                         "files give one output in input order")
@@ -41,7 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from seq2labels.apps.predict_files import PredictJob, predict_files, predict_stream
     from seq2labels.training.distributed import launched_by_torchrun
 
-    job = PredictJob(model=args.model, inputs=tuple(args.input), format=args.format,
+    models, args.input = split_models(args.model, args.input)
+    if not args.input:
+        raise ConfigError(f"no input file after the model folder(s) {', '.join(models)}")
+    job = PredictJob(model=args.model, extra_models=tuple(models[1:]), thresholds=not args.no_thresholds,
+                     inputs=tuple(args.input), format=args.format,
                      encoding_errors=args.encoding_errors, top_k=args.top_k, beam_size=args.beam_size,
                      min_labels=args.min_labels, batch_size=args.batch_size, chunk_size=args.chunk_size,
                      device=args.device, backend=args.backend, quantize=args.quantize, precision=args.precision)
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         count = predict_files(job, args.output, processes=args.processes)  # sharded, merged in input order
         log.info("predicted %d texts from %d file(s)", count, len(args.input))
     else:
-        count = predict_stream(load_for_inference(args), job, args.output)
+        count = predict_stream(load_for_inference(args, models), job, args.output)
         log.info("predicted %d texts", count)
     return 0
 
