@@ -22,6 +22,7 @@ from seq2labels.data.vocab import Vocab
 from seq2labels.decoding import decode
 from seq2labels.errors import ConfigError
 from seq2labels.evaluation.metrics import evaluate_label_lists
+from seq2labels.models.encoders import INPUT_ENCODERS
 from seq2labels.models.sgm import SGM
 from seq2labels.pipeline.config import RunConfig
 
@@ -106,14 +107,67 @@ class LabelGenerator:
         self.model.to(device)
         return self
 
+    @property
+    def uses_inputs(self) -> bool:
+        """Whether the model reads images / features / fused inputs (examples), not only texts."""
+        return self.model.config.encoder in INPUT_ENCODERS
+
+    def encode_examples(self, examples: Sequence[Example], name: str = "examples"):
+        """Examples as the model's encoder reads them (token ids, or Inputs for image / fused models)."""
+        if self.uses_inputs:
+            from seq2labels.pipeline.multimodal import encode_inputs
+            return encode_inputs(examples, self.model, self.tokenizer, self.vocab, self.label_vocab, self.config, name)
+        return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+
     def encode_texts(self, texts: Sequence[str]) -> EncodedDataset:
         examples = [Example(text=t, labels=()) for t in _check_texts(texts)]
-        return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+        return self.encode_examples(examples, "texts")
+
+    def predict_examples(self, examples: Sequence[Example], *, beam_size: int | None = None,
+                         max_labels: int | None = None, min_labels: int | None = None, batch_size: int = 256,
+                         return_attention: bool = False, precision: str | None = None) -> list[Prediction]:
+        """Labels of examples that may carry an image and features besides text (labels ignored).
+        With ``return_attention`` each prediction's ``tokens`` name the memory positions: image
+        cells ``cell r,c``, feature slots ``slot k``, then the text's tokens."""
+        examples = [ex if isinstance(ex, Example) else Example(text=ex, labels=()) for ex in _check_list(examples)]
+        encoded = self.encode_examples(examples)
+        rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size, return_attention=return_attention, precision=precision)
+        predictions = []
+        for ex, row in zip(examples, rows):
+            pred = Prediction(labels=self.label_vocab.decode(row["ids"]), probabilities=row["probs"],
+                              score=row["score"])
+            if return_attention:
+                pred.attention = row["attention"]
+                pred.tokens = self.position_names(ex)[:row["attention"].shape[1]]
+            predictions.append(pred)
+        return predictions
+
+    def position_names(self, example: Example) -> list[str]:
+        """What each memory position of ``example`` is (the columns of its attention)."""
+        if not self.uses_inputs:
+            return self.tokenizer(example.text, max_tokens=self.config.text.max_len) or ["<empty>"]
+        names: list[str] = []
+        encoder = self.model.encoder
+        grid = getattr(encoder, "grid", None)
+        for modality, _, count in encoder.layout():
+            if modality == "image":
+                names += [f"cell {r},{c}" for r in range(grid[0]) for c in range(grid[1])]
+            else:
+                names += [f"slot {k}" for k in range(count)]
+        reads_text = "text" in self.model.config.encoder_options.get("modalities", ())
+        if reads_text and example.text:
+            names += self.tokenizer(example.text, max_tokens=self.config.text.max_len)
+        return names or ["<empty>"]
 
     def predict(self, texts: Sequence[str], *, beam_size: int | None = None, max_labels: int | None = None,
                 min_labels: int | None = None, batch_size: int = 256,
                 return_attention: bool = False, precision: str | None = None) -> list[Prediction]:
         texts = _check_texts(texts)
+        if self.uses_inputs:
+            return self.predict_examples([Example(text=t, labels=()) for t in texts], beam_size=beam_size,
+                                         max_labels=max_labels, min_labels=min_labels, batch_size=batch_size,
+                                         return_attention=return_attention, precision=precision)
         encoded = self.encode_texts(texts)
         rows = self.decode_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
                                    batch_size=batch_size, return_attention=return_attention, precision=precision)
@@ -173,7 +227,7 @@ class LabelGenerator:
                  batch_size: int = 256, precision: str | None = None) -> dict[str, float]:
         """All metrics on labelled examples; labels unseen in training count as misses."""
         examples = check_examples(examples)
-        encoded = encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+        encoded = self.encode_examples(examples)
         gold = [_gold_in_training_order(ex.labels, self.label_vocab) for ex in examples]
         return self.evaluate_encoded(encoded, gold, beam_size=beam_size, max_labels=max_labels,
                                      min_labels=min_labels, batch_size=batch_size, precision=precision)
@@ -246,6 +300,12 @@ def _first_occurrences(row: dict) -> dict:
     if "attention" in row:
         row["attention"] = row["attention"][keep]
     return row
+
+
+def _check_list(items) -> list:
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"expected a list of examples, got {type(items).__name__}")
+    return list(items)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
