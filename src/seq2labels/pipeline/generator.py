@@ -182,8 +182,12 @@ class LabelGenerator:
         return predictions
 
     def label_scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """(n_texts, n_labels) scores: the highest probability each label got along the greedy path."""
-        rows = self.decode_encoded(self.encode_texts(texts), beam_size=1, batch_size=batch_size)
+        """(n_texts, n_labels) scores: the highest probability each label got along the greedy path.
+        ``texts`` may also be Examples (with images / features, for such a model)."""
+        items = list(texts) if not isinstance(texts, (str, bytes)) else texts
+        examples = isinstance(items, list) and items and all(isinstance(t, Example) for t in items)
+        encoded = self.encode_examples(items) if examples else self.encode_texts(texts)
+        rows = self.decode_encoded(encoded, beam_size=1, batch_size=batch_size)
         return np.stack([row["label_scores"] for row in rows]) if rows else np.zeros((0, self.label_vocab.num_labels))
 
     @torch.inference_mode()
