@@ -136,3 +136,11 @@ def test_cli_train_evaluate_predict(data, tmp_path):
     (bad / "in.jsonl").write_text(json.dumps({"image": "x.png", "labels": []}) + "\n")
     done = run_cli("predict", str(model), str(bad / "in.jsonl"))
     assert done.returncode != 0 and "in.jsonl:1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_onnx_backend_is_refused_and_int8_runs(data):
+    generator, _ = fit(data, "cnn", epochs=2)
+    with pytest.raises(ConfigError, match="torch backend"):
+        generator.with_backend("onnxruntime")
+    examples = read_multimodal_examples(data)[:5]
+    assert len(generator.quantize().predict_examples(examples)) == 5

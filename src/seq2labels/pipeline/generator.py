@@ -69,6 +69,9 @@ class LabelGenerator:
         """Decode with ``"torch"`` or ``"onnxruntime"`` (the exported encoder and decoder step,
         read from ``onnx_dir`` or exported in memory); search code is the same. See seq2labels.pipeline.export."""
         from seq2labels.pipeline.export import backend_step_model
+        if backend != "torch" and self.uses_inputs:
+            raise ConfigError(f"the {backend} backend exports text encoders only; a {self.model.config.encoder} "
+                              "model runs on the torch backend")
         self.step_model = backend_step_model(self, backend, onnx_dir=onnx_dir, threads=threads)
         self.backend = backend
         if self.step_model is not None:
