@@ -145,10 +145,15 @@ def build_report(generator, examples: Sequence[Example], *, beam_size: int | Non
     beam = decode.beam_size if beam_size is None else beam_size
     max_labels = decode.max_labels if max_labels is None else max_labels
     min_labels = decode.min_labels if min_labels is None else min_labels
-    texts = [ex.text for ex in examples]
-    predictions = generator.predict(texts, beam_size=beam, max_labels=max_labels, min_labels=min_labels,
-                                    batch_size=batch_size)
-    scores = generator.label_scores(texts, batch_size=batch_size)           # (docs, model labels)
+    if getattr(generator, "uses_inputs", False):  # images / features / fused: the examples themselves
+        predictions = generator.predict_examples(examples, beam_size=beam, max_labels=max_labels,
+                                                 min_labels=min_labels, batch_size=batch_size)
+        scores = generator.label_scores(list(examples), batch_size=batch_size)  # (docs, model labels)
+    else:
+        texts = [ex.text for ex in examples]
+        predictions = generator.predict(texts, beam_size=beam, max_labels=max_labels, min_labels=min_labels,
+                                        batch_size=batch_size)
+        scores = generator.label_scores(texts, batch_size=batch_size)       # (docs, model labels)
     model_labels = list(generator.label_vocab.labels)
     gold = [_gold_order(ex.labels, generator.label_vocab) for ex in examples]
     predicted = [list(p.labels) for p in predictions]
@@ -416,5 +421,9 @@ def report_file(model_dir: str | Path, data: str | Path, out: str | Path, *, fmt
 
     require_matplotlib()
     generator = load_model(model_dir, device=device)
-    examples = read_examples(data, fmt, encoding_errors=encoding_errors)
+    if generator.uses_inputs:  # JSON Lines with images / features
+        from seq2labels.pipeline.multimodal import read_inputs_file
+        examples = read_inputs_file(generator.config, str(data), encoding_errors)
+    else:
+        examples = read_examples(data, fmt, encoding_errors=encoding_errors)
     return write_report(generator, examples, out, source=f"model {model_dir}, data {data}", **options)
