@@ -156,3 +156,12 @@ def test_estimator_on_images_and_dicts(tmp_path):
     assert (loaded.predict(images) == est.predict(images)).all() and loaded.image_channels == "8,16"
     with pytest.raises(Exception, match="unknown key"):
         est.predict([{"picture": images[0]}])
+
+
+def test_report_on_an_image_model(folder, model_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    from seq2labels.apps.report import report_file
+
+    data = report_file(model_dir, folder / "data.jsonl", tmp_path / "report.html")
+    assert data.metrics["micro_f1"] > 0.8
+    assert "<html" in (tmp_path / "report.html").read_text().lower()

@@ -127,6 +127,13 @@ def _pr_curves(y_true: np.ndarray, scores: np.ndarray, labels: list[str], column
     return curves
 
 
+def _input_name(ex: Example) -> str:
+    """A short name for an example without text: its image file, or what it carries."""
+    if isinstance(ex.image, str):
+        return f"[image {Path(ex.image).name}]"
+    return "[image]" if ex.image is not None else ("[features]" if ex.features is not None else "")
+
+
 def check_options(top_labels: int, worst: int) -> None:
     if top_labels < 1:
         raise ConfigError(f"--top-labels must be >= 1, got {top_labels}")
@@ -145,12 +152,12 @@ def build_report(generator, examples: Sequence[Example], *, beam_size: int | Non
     beam = decode.beam_size if beam_size is None else beam_size
     max_labels = decode.max_labels if max_labels is None else max_labels
     min_labels = decode.min_labels if min_labels is None else min_labels
+    texts = [ex.text or _input_name(ex) for ex in examples]              # what the worst-examples table shows
     if getattr(generator, "uses_inputs", False):  # images / features / fused: the examples themselves
         predictions = generator.predict_examples(examples, beam_size=beam, max_labels=max_labels,
                                                  min_labels=min_labels, batch_size=batch_size)
         scores = generator.label_scores(list(examples), batch_size=batch_size)  # (docs, model labels)
     else:
-        texts = [ex.text for ex in examples]
         predictions = generator.predict(texts, beam_size=beam, max_labels=max_labels, min_labels=min_labels,
                                         batch_size=batch_size)
         scores = generator.label_scores(texts, batch_size=batch_size)       # (docs, model labels)
