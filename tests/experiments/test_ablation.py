@@ -94,3 +94,51 @@ def test_cli_table_only_and_a_missing_spec(spec_file, tmp_path, capsys):
     assert "Not run yet: full, no mask, alphabetical order" in capsys.readouterr().out
     assert main(["ablate", str(tmp_path / "missing.yaml"), "-q"]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def seeded_spec_file(spec_file):
+    spec = json.loads(spec_file.read_text())
+    spec.update(name="seeded", seeds=[0, 1], peers="peers.yaml", variants=spec["variants"][:2])
+    (spec_file.parent / "peers.yaml").write_text(json.dumps({
+        "name": "peers", "data": {"name": "tiny", "train": spec["data"]["train"], "test": spec["data"]["test"]},
+        "fallback_top1": True,
+        "methods": [{"name": "br", "label": "BR (LinearSVC, top-1 fallback)",
+                     "params": {"classifier": {"name": "linear_svc"}}}]}), encoding="utf-8")
+    path = spec_file.parent / "seeded.yaml"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return path
+
+
+def test_seeds_train_each_variant_per_seed_and_the_table_shows_mean_and_std(seeded_spec_file, tmp_path):
+    spec = load_spec(seeded_spec_file)
+    assert spec.seeds == (0, 1) and spec.peers == seeded_spec_file.parent / "peers.yaml"
+    results = tmp_path / "results"
+    paths = run_ablation(spec, tmp_path / "runs", results, only=["full"])
+    folder = results / "ablation_seeded"
+    runs = [json.loads((folder / f"full-seed{s}.json").read_text()) for s in (0, 1)]
+    assert [r["seed"] for r in runs] == [0, 1] and [r["config"]["train"]["seed"] for r in runs] == [0, 1]
+    rows = collect_rows(spec, results)
+    full, peer = rows[0], rows[-1]
+    values = [r["test"]["beam2"]["micro_f1"] for r in runs]
+    assert full["n_seeds"] == 2 and full["micro_f1"] == pytest.approx(sum(values) / 2)
+    assert full["micro_f1_std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert peer["kind"] == "peer" and peer["variant"] == "BR (LinearSVC, top-1 fallback)" and 0 < peer["micro_f1"] <= 1
+    markdown = paths["md"].read_text()
+    assert "±" in markdown and "Not run yet: no mask" in markdown and "BR (LinearSVC, top-1 fallback)" in markdown
+    # Only the missing seed of the next variant runs; the peers ran once and are not rerun.
+    peers_mtime = (folder / "peers.json").stat().st_mtime_ns
+    run_ablation(spec, tmp_path / "runs", results, only=["no mask"], seeds=[1])
+    assert (folder / "no-mask-seed1.json").exists() and not (folder / "no-mask-seed0.json").exists()
+    assert (folder / "peers.json").stat().st_mtime_ns == peers_mtime
+    assert collect_rows(spec, results)[1]["n_seeds"] == 1
+
+
+def test_seed_selection_is_checked(seeded_spec_file, spec_file, tmp_path):
+    with pytest.raises(ConfigError, match="not in the config's seeds"):
+        run_ablation(load_spec(seeded_spec_file), tmp_path / "runs", tmp_path / "r", seeds=[7])
+    with pytest.raises(ConfigError, match="needs a 'seeds' list"):
+        run_ablation(load_spec(spec_file), tmp_path / "runs", tmp_path / "r", seeds=[0])
+    with pytest.raises(ConfigError, match="distinct integers"):
+        parse_spec({"base": "b", "data": {"train": "a", "test": "b"}, "variants": [{"name": "x"}], "seeds": [1, 1]},
+                   tmp_path / "spec.yaml")

@@ -6,16 +6,20 @@ An ablation is described by a YAML mapping::
     base: sgm_ablation.yaml            # run config the variants start from (relative to this file)
     data: {train: ../shared/data/reuters21578/train.jsonl.gz, test: ../shared/data/reuters21578/test.jsonl.gz}
     decode: [1, 5]                     # beam sizes evaluated on the test set; the table shows the last
+    seeds: [0, 1, 2]                   # optional: each variant trains once per seed (train.seed)
+    peers: compare_peers.yaml          # optional: a comparison config whose methods run in the same ablation
     variants:
       - {name: full}
       - {name: no self-attention, set: {model.self_attention: false}}
       - {name: alphabetical order, set: {labels.order: alphabetical}}
 
 Each variant is the base config plus its ``set`` overrides (the same ``section.key`` names
-as ``--set``). Every finished variant writes one JSON result (metrics per beam size,
-history, training seconds, resolved config, provenance) and the table is rebuilt from
-all results present, so a long ablation can be interrupted, resumed, or split across
-processes with ``--only``.
+as ``--set``). Every finished variant (and seed) writes one JSON result (metrics per beam
+size, history, training seconds, resolved config, provenance) and the table is rebuilt
+from all results present, so a long ablation can be interrupted, resumed, or split across
+processes with ``--only`` / ``--seed``. With ``seeds`` the table shows mean +- sample standard
+deviation over the seeds that have a result, and how many they are. ``peers`` puts the best
+non-SGM methods in the same table, measured by the same run (``peers.json``, cached like a variant).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import io
 import json
 import logging
 import re
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +42,7 @@ from seq2labels.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-TOP_KEYS = {"name", "base", "data", "decode", "variants"}
+TOP_KEYS = {"name", "base", "data", "decode", "variants", "seeds", "peers"}
 VARIANT_KEYS = {"name", "set"}
 DATA_KEYS = {"train", "valid", "test"}
 # (result key, column header) in the order of the comparison tables, then ablation extras.
@@ -64,6 +69,8 @@ class AblationSpec:
     beam_sizes: tuple[int, ...]
     variants: tuple[Variant, ...]
     source: Path
+    seeds: tuple[int, ...] | None = None   # None: one run per variant at the base config's seed
+    peers: Path | None = None              # a comparison config (seq2labels.experiments.compare)
 
 
 # ---- reading the spec --------------------------------------------------------------------
@@ -89,7 +96,18 @@ def parse_spec(raw: Any, path: Path) -> AblationSpec:
     return AblationSpec(
         name=str(raw.get("name", path.stem)), base=_resolve(raw["base"], path, "base"),
         data={k: _resolve(v, path, f"data.{k}") for k, v in data.items()},
-        beam_sizes=tuple(beams), variants=_parse_variants(raw["variants"], path), source=path)
+        beam_sizes=tuple(beams), variants=_parse_variants(raw["variants"], path), source=path,
+        seeds=_parse_seeds(raw.get("seeds"), path),
+        peers=_resolve(raw["peers"], path, "peers") if raw.get("peers") is not None else None)
+
+
+def _parse_seeds(seeds: Any, path: Path) -> tuple[int, ...] | None:
+    if seeds is None:
+        return None
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+        raise ConfigError(f"{path}: seeds: a non-empty list of distinct integers >= 0, got {seeds!r}")
+    return tuple(seeds)
 
 
 def _parse_variants(items: Any, path: Path) -> tuple[Variant, ...]:
@@ -137,54 +155,92 @@ def _no_unknown(mapping: dict, allowed: set[str], where: str) -> None:
 
 # ---- running -----------------------------------------------------------------------------
 
-def variant_config(spec: AblationSpec, variant: Variant, extra: Sequence[str] = ()):
+def variant_config(spec: AblationSpec, variant: Variant, extra: Sequence[str] = (), seed: int | None = None):
     data = [f"data.{k}={v}" for k, v in spec.data.items() if k != "test"]
-    return load_config(spec.base, [*data, "train.progress=false", *variant.overrides, *extra])
+    seeded = [f"train.seed={seed}"] if seed is not None else []
+    return load_config(spec.base, [*data, "train.progress=false", *variant.overrides, *seeded, *extra])
+
+
+def run_slug(variant: Variant, seed: int | None) -> str:
+    """The name of a variant's run folder and result file: ``<slug>`` or ``<slug>-seed<N>``."""
+    return variant.slug if seed is None else f"{variant.slug}-seed{seed}"
 
 
 def run_variant(spec: AblationSpec, variant: Variant, runs_dir: Path, results_dir: Path,
-                extra: Sequence[str] = ()) -> dict:
-    """Train one variant, evaluate it on the test file at each beam size, write its result."""
+                extra: Sequence[str] = (), seed: int | None = None) -> dict:
+    """Train one variant (at one seed), evaluate it on the test file at each beam size, write its result."""
     from seq2labels.data.readers import read_examples
     from seq2labels.pipeline.recipe import train
 
-    cfg = variant_config(spec, variant, extra)
+    cfg = variant_config(spec, variant, extra, seed)
     test = read_examples(spec.data["test"], fmt=cfg.data.format)
     started = time.perf_counter()
-    generator, result = train(cfg, runs_dir / variant.slug)
+    generator, result = train(cfg, runs_dir / run_slug(variant, seed))
     seconds = time.perf_counter() - started
     test_metrics = {}
     for beam in spec.beam_sizes:
         metrics = generator.evaluate(test, beam_size=beam)
         test_metrics[f"beam{beam}"] = {k: metrics[k] for k, _ in COLUMNS}
-    record = {"ablation": spec.name, "variant": variant.name, "overrides": list(variant.overrides),
+    record = {"ablation": spec.name, "variant": variant.name, "overrides": list(variant.overrides), "seed": seed,
               "train_seconds": round(seconds, 1), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
               "valid_score": result.best_score, "test_docs": len(test), "test": test_metrics,
               "config": cfg.to_dict(), "history": result.history,
               **provenance([spec.data[k] for k in sorted(spec.data)])}
-    out = result_path(results_dir, spec, variant)
+    out = result_path(results_dir, spec, variant, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, record)
     return record
 
 
-def result_path(results_dir: Path, spec: AblationSpec, variant: Variant) -> Path:
-    return results_dir / f"ablation_{spec.name}" / f"{variant.slug}.json"
+def result_path(results_dir: Path, spec: AblationSpec, variant: Variant, seed: int | None = None) -> Path:
+    return results_dir / f"ablation_{spec.name}" / f"{run_slug(variant, seed)}.json"
+
+
+def peers_path(results_dir: Path, spec: AblationSpec) -> Path:
+    return results_dir / f"ablation_{spec.name}" / "peers.json"
+
+
+def run_peers(spec: AblationSpec, results_dir: Path) -> None:
+    """Run the peers' comparison config once and keep its rows (linear peers are deterministic)."""
+    from seq2labels.experiments.compare import run_comparison
+
+    table = run_comparison(read_yaml(spec.peers), config_path=spec.peers, log=log.info)
+    out = peers_path(results_dir, spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, {"config": spec.peers.as_posix(), "rows": table.rows, **table.provenance})
 
 
 def run_ablation(spec: AblationSpec, runs_dir: str | Path, results_dir: str | Path, *,
-                 only: Sequence[str] = (), force: bool = False, extra: Sequence[str] = ()) -> dict[str, Path]:
-    """Run the variants that have no result yet (or those named in ``only``), then write the table."""
+                 only: Sequence[str] = (), force: bool = False, extra: Sequence[str] = (),
+                 seeds: Sequence[int] = (), peers: bool = True) -> dict[str, Path]:
+    """Run the variants (x seeds) that have no result yet, or those named in ``only`` / ``seeds``;
+    run the peers when they have no result; then write the table."""
     runs_dir, results_dir = Path(runs_dir), Path(results_dir)
     chosen = select_variants(spec, only)
     for variant in chosen:
-        if result_path(results_dir, spec, variant).exists() and not force:
-            log.info("variant %r: result exists, skipped (use --force to retrain)", variant.name)
-            continue
-        log.info("variant %r: training with %s", variant.name, ", ".join(variant.overrides) or "the base config")
-        run_variant(spec, variant, runs_dir, results_dir, extra)
-        write_table(spec, results_dir)
+        for seed in select_seeds(spec, seeds):
+            if result_path(results_dir, spec, variant, seed).exists() and not force:
+                log.info("variant %r seed %s: result exists, skipped (use --force to retrain)", variant.name, seed)
+                continue
+            log.info("variant %r seed %s: training with %s", variant.name, seed,
+                     ", ".join(variant.overrides) or "the base config")
+            run_variant(spec, variant, runs_dir, results_dir, extra, seed)
+            write_table(spec, results_dir)
+    if peers and spec.peers is not None and (force or not peers_path(results_dir, spec).exists()):
+        run_peers(spec, results_dir)
     return write_table(spec, results_dir)
+
+
+def select_seeds(spec: AblationSpec, seeds: Sequence[int]) -> list[int | None]:
+    if spec.seeds is None:
+        if seeds:
+            raise ConfigError(f"{spec.source}: --seed needs a 'seeds' list in the ablation config")
+        return [None]
+    unknown = [s for s in seeds if s not in spec.seeds]
+    if unknown:
+        raise ConfigError(f"--seed: {', '.join(map(str, unknown))} not in the config's seeds "
+                          f"{list(spec.seeds)}")
+    return list(dict.fromkeys(seeds)) if seeds else list(spec.seeds)
 
 
 def select_variants(spec: AblationSpec, only: Sequence[str]) -> list[Variant]:
@@ -201,37 +257,83 @@ def select_variants(spec: AblationSpec, only: Sequence[str]) -> list[Variant]:
 # ---- the table ---------------------------------------------------------------------------
 
 def collect_rows(spec: AblationSpec, results_dir: Path) -> list[dict]:
-    """One row per variant with a result, in the spec's order; deltas against the first variant."""
+    """One row per variant with a result (mean over its seeds), in the spec's order, then the peers;
+    deltas against the first variant."""
     decode = f"beam{spec.beam_sizes[-1]}"
     rows = []
     for variant in spec.variants:
-        path = result_path(results_dir, spec, variant)
-        if not path.exists():
-            continue
-        record = json.loads(path.read_text(encoding="utf-8"))
-        rows.append({"variant": variant.name, "overrides": ", ".join(record["overrides"]) or "(base)",
-                     **record["test"][decode], "train_seconds": record["train_seconds"],
-                     "best_epoch": record["best_epoch"], "result": path.name})
+        paths = [result_path(results_dir, spec, variant, seed) for seed in (spec.seeds or (None,))]
+        paths = [p for p in paths if p.exists()]
+        if paths:
+            records = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+            rows.append(_variant_row(variant, records, decode, [p.name for p in paths]))
     if rows and rows[0]["variant"] == spec.variants[0].name:
         for row in rows:
             row["delta_micro_f1"] = row["micro_f1"] - rows[0]["micro_f1"]
+            row["delta_macro_f1"] = row["macro_f1"] - rows[0]["macro_f1"]
+    if spec.peers is not None and peers_path(results_dir, spec).exists():
+        rows += _peer_rows(json.loads(peers_path(results_dir, spec).read_text(encoding="utf-8")))
     return rows
+
+
+def _variant_row(variant: Variant, records: list[dict], decode: str, names: list[str]) -> dict:
+    row: dict[str, Any] = {"variant": variant.name, "kind": "sgm",
+                           "overrides": ", ".join(records[0]["overrides"]) or "(base)",
+                           "seeds": [r.get("seed") for r in records], "n_seeds": len(records)}
+    for key, _ in COLUMNS:
+        values = [r["test"][decode][key] for r in records]
+        row[key] = statistics.fmean(values)
+        row[key + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    row["train_seconds"] = statistics.fmean(r["train_seconds"] for r in records)
+    row["best_epoch"] = "/".join(str(r["best_epoch"]) for r in records)
+    row["result"] = ", ".join(names)
+    return row
+
+
+def _peer_rows(peers: dict) -> list[dict]:
+    """The comparison's rows in the ablation's columns; a peer has no label order (LPD blank)."""
+    rows = []
+    for r in peers["rows"]:
+        row = {"variant": r["method"], "kind": "peer", "overrides": "(peer: same data, one run)",
+               "seeds": [], "n_seeds": 1, "train_seconds": r.get("fit_seconds"), "best_epoch": "",
+               "result": "peers.json"}
+        for key, _ in COLUMNS:
+            row[key], row[key + "_std"] = r.get(key), 0.0
+        rows.append(row)
+    return rows
+
+
+def _cell(row: dict, key: str, with_std: bool) -> str:
+    value = row.get(key)
+    if value is None:
+        return ""
+    if with_std and row["kind"] == "sgm" and row["n_seeds"] > 1:
+        return f"{value:.4f} ± {row[key + '_std']:.4f}"
+    return f"{value:.4f}"
 
 
 def table_markdown(spec: AblationSpec, rows: list[dict]) -> str:
     decode = spec.beam_sizes[-1]
-    head = ["variant", "changes", *[h for _, h in COLUMNS], "Δ micro-F1", "train s", "best epoch"]
+    seeded = spec.seeds is not None
+    head = ["variant", "changes", *[h for _, h in COLUMNS], "Δ micro-F1", "Δ macro-F1", "train s", "best epoch",
+            *(["seeds"] if seeded else [])]
+    seeds_note = (f" Mean ± sample standard deviation over the seeds {list(spec.seeds)} (`train.seed`); "
+                  "the seeds column says how many have a result." if seeded else "")
+    peers_note = (f" Peers below the variants: the methods of `{spec.peers.as_posix()}`, run by the same "
+                  "ablation on the same train/test files." if spec.peers is not None else "")
     lines = [f"# Ablation: {spec.name}", "",
              f"Test split, beam {decode}. Base config `{spec.base.as_posix()}`; each variant changes only the "
-             f"keys shown. Δ is against `{spec.variants[0].name}`. One JSON result per variant in "
-             f"`ablation_{spec.name}/` (command, commit, machine, data checksums, history).", "",
+             f"keys shown. Δ is against `{spec.variants[0].name}`.{seeds_note}{peers_note} One JSON result "
+             f"per run in `ablation_{spec.name}/` (command, commit, machine, data checksums, history).", "",
              "| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for r in rows:
-        delta = f"{r['delta_micro_f1']:+.4f}" if "delta_micro_f1" in r else ""
-        cells = [r["variant"], f"`{r['overrides']}`", *[f"{r[k]:.4f}" for k, _ in COLUMNS], delta,
-                 f"{r['train_seconds']:.0f}", str(r["best_epoch"])]
+        deltas = [f"{r[k]:+.4f}" if k in r else "" for k in ("delta_micro_f1", "delta_macro_f1")]
+        seconds = f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else ""
+        cells = [r["variant"], f"`{r['overrides']}`", *[_cell(r, k, seeded) for k, _ in COLUMNS], *deltas,
+                 seconds, str(r["best_epoch"]), *([str(r["n_seeds"]) if r["kind"] == "sgm" else ""] if seeded else [])]
         lines.append("| " + " | ".join(cells) + " |")
-    missing = [v.name for v in spec.variants if v.name not in {r["variant"] for r in rows}]
+    done = {r["variant"] for r in rows if r["kind"] == "sgm"}
+    missing = [v.name for v in spec.variants if v.name not in done]
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
     return "\n".join(lines) + "\n"
@@ -239,7 +341,8 @@ def table_markdown(spec: AblationSpec, rows: list[dict]) -> str:
 
 def table_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    keys = ["variant", "overrides", *[k for k, _ in COLUMNS], "delta_micro_f1", "train_seconds", "best_epoch", "result"]
+    keys = ["variant", "kind", "overrides", *[k for k, _ in COLUMNS], *[k + "_std" for k, _ in COLUMNS],
+            "delta_micro_f1", "delta_macro_f1", "train_seconds", "best_epoch", "n_seeds", "result"]
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -255,17 +358,22 @@ def write_table(spec: AblationSpec, results_dir: str | Path) -> dict[str, Path]:
     atomic_write_text(paths["md"], table_markdown(spec, rows))
     atomic_write_text(paths["csv"], table_csv(rows))
     atomic_write_json(paths["json"], {"name": spec.name, "base": spec.base.as_posix(),
-                                      "decode": f"beam{spec.beam_sizes[-1]}", "rows": rows})
+                                      "decode": f"beam{spec.beam_sizes[-1]}",
+                                      "seeds": list(spec.seeds) if spec.seeds is not None else None,
+                                      "peers": spec.peers.as_posix() if spec.peers is not None else None,
+                                      "rows": rows})
     return paths
 
 
 def ablate(config: str | Path, out: str | Path, runs: Path, *, only: Sequence[str] = (), force: bool = False,
-           extra: Sequence[str] = (), table_only: bool = False) -> tuple[str, dict]:
+           extra: Sequence[str] = (), table_only: bool = False, seeds: Sequence[int] = (),
+           peers: bool = True) -> tuple[str, dict]:
     """``seq2labels ablate``: train the spec's variants (or only rebuild the table) and write it;
     returns the table as Markdown and the written paths."""
     spec = load_spec(config)
     if table_only:
         paths = write_table(spec, out)
     else:
-        paths = run_ablation(spec, Path(runs) / spec.name, out, only=only, force=force, extra=extra)
+        paths = run_ablation(spec, Path(runs) / spec.name, out, only=only, force=force, extra=extra,
+                             seeds=seeds, peers=peers)
     return table_markdown(spec, collect_rows(spec, Path(out))), paths
