@@ -51,6 +51,17 @@ class LabelConfig:
 
 
 @dataclass(frozen=True)
+class ImageConfig:
+    """Image inputs (model.encoder cnn or fusion; see seq2labels.data.images)."""
+    size: int = 32                       # images are resized to size x size pixels
+    color: str = "rgb"                   # rgb | gray
+    max_pixels: int = 40_000_000         # decompression-bomb limit: width x height from the header
+    max_bytes: int = 20_000_000          # an image file or upload over this many bytes is refused
+    allow_outside: bool = False          # image paths may leave the JSONL file's folder
+    channels: str = "32,64,128"          # CNN block widths; each block halves the side (32 -> 4 x 4 cells)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     embedding_dim: int = 128
     encoder_hidden: int = 256
@@ -79,6 +90,8 @@ class ModelConfig:
     encoder_precision: str = "fp32"      # transformer: fp32 | bf16 autocast inside the encoder
     label_init: str = "random"           # random | names: label embeddings from the encoder's embedding of each name
     label_descriptions: str | None = None  # label_init names: JSON {label: description} embedded instead of names
+    fusion: str = "embedding"            # fusion encoder: embedding (modality embedding) | gate (learned per-example mix)
+    feature_slots: int = 8               # features encoder: memory positions made from the features vector
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -181,7 +195,7 @@ def _section_from_dict(cls: type, data: Any, section: str) -> Any:
 def config_from_dict(data: dict | None) -> RunConfig:
     data = data or {}
     if not isinstance(data, dict):
-        raise ConfigError("the config must be a mapping of sections (data, text, labels, model, train, decode)")
+        raise ConfigError("the config must be a mapping of sections (data, text, labels, model, train, decode, image)")
     sections = {f.name: f for f in fields(RunConfig)}
     unknown = sorted(set(data) - set(sections))
     if unknown:
@@ -201,7 +215,9 @@ _CHOICES = {
     ("labels", "order"): ("frequency", "alphabetical", "given", "random", "orderfree", "learned"),
     ("labels", "orderfree"): ("pla", "hungarian"),
     ("model", "rnn_type"): ("lstm", "gru"),
-    ("model", "encoder"): ("rnn", "transformer"),
+    ("model", "encoder"): ("rnn", "transformer", "cnn", "features", "fusion"),
+    ("model", "fusion"): ("embedding", "gate"),
+    ("image", "color"): ("rgb", "gray"),
     ("model", "encoder_mode"): ("frozen", "finetune"),
     ("model", "long_text"): ("head", "head_tail", "windows"),
     ("model", "pooling"): ("mean", "cls"),
@@ -218,7 +234,8 @@ _MINIMUMS = {
     ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3, ("text", "pretrain_epochs"): 1,
     ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
     ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
-    ("model", "finetune_layers"): 1, ("model", "head_tokens"): 0,
+    ("model", "finetune_layers"): 1, ("model", "head_tokens"): 0, ("model", "feature_slots"): 1,
+    ("image", "size"): 4, ("image", "max_pixels"): 1, ("image", "max_bytes"): 1,
     ("train", "epochs"): 1, ("train", "batch_size"): 1, ("train", "threads"): 1,
     ("decode", "beam_size"): 1, ("decode", "max_labels"): 1, ("decode", "min_labels"): 0,
 }
@@ -280,6 +297,9 @@ def _check_order_and_imbalance(cfg: RunConfig) -> None:
 def _check_encoder(cfg: RunConfig) -> None:
     """Keys that only one encoder family reads, set for the other, are errors (not silently ignored)."""
     m = cfg.model
+    if m.encoder in ("cnn", "features", "fusion"):
+        _check_input_encoder(cfg)
+        return
     if m.encoder == "rnn":
         if m.pretrained is not None:
             raise ConfigError("model.pretrained is set but model.encoder is 'rnn': set model.encoder: transformer")
@@ -306,6 +326,26 @@ def _check_encoder(cfg: RunConfig) -> None:
                           "with long_text: head_tail")
     if m.encoder_lr <= 0:
         raise ConfigError(f"model.encoder_lr: must be > 0, got {m.encoder_lr!r}")
+
+
+def _check_input_encoder(cfg: RunConfig) -> None:
+    """The image / features / fusion encoders: no pretrained model, in-memory data, valid CNN widths."""
+    m = cfg.model
+    if m.pretrained is not None or m.label_init != "random":
+        raise ConfigError(f"model.pretrained and model.label_init: names need model.encoder: transformer, "
+                          f"not {m.encoder}")
+    if m.bag_of_words:
+        raise ConfigError("model.bag_of_words reads the rnn encoder's word embeddings; it needs model.encoder: rnn")
+    if cfg.data.streaming:
+        raise ConfigError(f"data.streaming is not supported with model.encoder: {m.encoder} yet")
+    try:
+        widths = [int(w) for w in cfg.image.channels.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"image.channels: a comma-separated list of widths >= 1, got {cfg.image.channels!r}")
+    if cfg.image.size >> len(widths) < 1:
+        raise ConfigError(f"image.size {cfg.image.size} cannot be halved {len(widths)} times (image.channels)")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -377,5 +417,5 @@ def save_config_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
-__all__ = ["DataConfig", "TextConfig", "LabelConfig", "ModelConfig", "TrainConfig", "DecodeConfig",
+__all__ = ["DataConfig", "ImageConfig", "TextConfig", "LabelConfig", "ModelConfig", "TrainConfig", "DecodeConfig",
            "RunConfig", "config_from_dict", "load_config", "parse_override", "save_config_yaml", "replace"]
