@@ -150,8 +150,6 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- fitting -----------------------------------------------------------------------
     def fit(self, X: Sequence[str], y) -> "SGMClassifier":
-        from seq2labels.pipeline.recipe import train
-
         cfg = self._checked_config()
         texts = self._inputs(X)
         if not texts:
