@@ -50,7 +50,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                  lowercase: bool = True, label_order: str = "frequency", max_labels_per_text: int = 100,
                  epochs: int = 20, batch_size: int = 32,
                  lr: float = 1e-3, patience: int = 4, loss: str = "ce", valid_fraction: float = 0.1,
-                 beam_size: int = 1, max_labels: int = 10, min_labels: int = 0, seed: int = 0,
+                 beam_size: int = 5, max_labels: int = 10, min_labels: int = 0, seed: int = 0,
                  device: str = "cpu", precision: str = "fp32", verbose: bool = False,
                  classes: Sequence | None = None, lr_schedule: str = "plateau", warmup_steps: int = 0,
                  encoder: str = "rnn", pretrained: str | None = None, encoder_mode: str = "frozen",
