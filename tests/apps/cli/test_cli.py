@@ -252,7 +252,7 @@ def test_bad_data_file_for_predict_and_evaluate(run, files):
     (["--set", "model.hidden=3"], "model.hidden"),
     (["--set", "trainer.lr=3"], "'trainer'"),
     (["--set", "model.rnn_type=rnn"], "model.rnn_type"),
-    (["--set", "train.loss=focal"], "train.loss"),
+    (["--set", "train.loss=hinge"], "train.loss"),
     (["--set", "train.epochs"], "section.key=value"),
 ])
 def test_config_errors_exit_2_naming_the_key(files, argv, needle, tmp_path):
