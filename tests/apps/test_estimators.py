@@ -149,7 +149,7 @@ def test_clone_and_get_params_round_trip(fitted):
     assert not hasattr(copy, "generator_") and not hasattr(copy, "classes_")
     assert SGMClassifier(**params).get_params() == params
     copy.set_params(beam_size=3, lr=0.01)
-    assert copy.beam_size == 3 and copy.lr == 0.01 and fitted.beam_size == 1
+    assert copy.beam_size == 3 and copy.lr == 0.01 and fitted.beam_size == 5
 
 
 def test_not_fitted_errors(tmp_path):

@@ -124,3 +124,13 @@ def test_goemotions_label_set():
         ids = lv.encode_targets(e.labels)
         assert ids == sorted(ids)  # frequency order == id order for a built vocabulary
         assert sorted(lv.decode(ids)) == sorted(e.labels)
+
+
+@pytest.mark.parametrize("order", ["orderfree", "learned"])
+def test_model_decided_orders_start_from_frequency_order(order):
+    """Their targets are built (and evaluation's gold is listed) in frequency order; the
+    training loss or the learned order reorders them."""
+    frequency = LabelVocab.build(TRAIN, order="frequency")
+    lv = LabelVocab.build(TRAIN, order=order, seed=5)
+    assert lv.order == order and lv.rank == frequency.rank
+    assert lv.encode_targets(["d", "a", "c", "b"]) == frequency.encode_targets(["d", "a", "c", "b"])

@@ -81,6 +81,7 @@ def test_variants_train_once_and_the_table_reports_deltas(spec_file, tmp_path):
     record = json.loads((results / "ablation_tiny" / "no-mask.json").read_text())
     assert record["config"]["model"]["mask_repeats"] is False and set(record["test"]) == {"beam1", "beam2"}
     assert "git_commit" in record and record["data"]
+    assert (tmp_path / "runs" / "no-mask" / "model" / "model.safetensors").is_file()   # kept for later decoding
     markdown = paths["md"].read_text()
     assert "Not run yet: alphabetical order" in markdown and "`model.mask_repeats=false`" in markdown
     # A second run skips the finished variants: their result files stay untouched.

@@ -121,7 +121,7 @@ def test_type_errors_name_the_field(section, key, value, message, yaml_file):
 @pytest.mark.parametrize("override, field", [
     ("labels.order=size", "labels.order"),
     ("model.rnn_type=rnn", "model.rnn_type"),
-    ("train.loss=focal", "train.loss"),
+    ("train.loss=hinge", "train.loss"),
     ("data.format=csv", "data.format"),
     ("data.encoding_errors=ignore", "data.encoding_errors"),
     ("data.valid_fraction=1.5", "data.valid_fraction"),
@@ -208,7 +208,7 @@ SHIPPED_CONFIGS = sorted(p for p in CONFIG_DIR.glob("**/*.yaml")
                          if not p.name.startswith(("compare", "ablation")))
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("**/ablation.yaml")), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("**/ablation*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_shipped_ablation_specs_are_valid(path):
     from seq2labels.experiments.ablation import load_spec, variant_config
 

@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from seq2labels.training.losses import LOSSES, label_set_bce, label_set_scores, sequence_cross_entropy, sequence_loss
+from seq2labels.training.losses import (
+    LOSSES,
+    label_set_bce,
+    label_set_scores,
+    label_weights,
+    sequence_cross_entropy,
+    sequence_focal_loss,
+    sequence_loss,
+)
 from seq2labels.models.sgm import SGM
 from seq2labels.models.config import SGMConfig
 
@@ -114,5 +122,75 @@ def test_sequence_loss_dispatches_and_weights_the_bce_term():
 def test_unknown_loss_name_is_an_error_listing_the_choices():
     lp = masked_log_probs()
     targets = torch.tensor([[3, EOS, PAD], [EOS, PAD, PAD]])
-    with pytest.raises(ValueError, match=r"unknown loss 'focal'.*ce, bce, ce\+bce"):
-        sequence_loss(lp, targets, "focal")
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'.*ce, bce, ce\+bce, focal"):
+        sequence_loss(lp, targets, "hinge")
+
+
+# ---- class imbalance: per-label weights and the focal loss -------------------------------
+
+def test_inverse_label_weights_are_one_over_the_count_with_mean_one():
+    w = label_weights([8, 2, 1], "inverse")
+    raw = torch.tensor([1 / 8, 1 / 2, 1.0])
+    torch.testing.assert_close(w[3:], raw / raw.mean())
+    assert w[3:].mean().item() == pytest.approx(1.0)
+    assert w[:3].tolist() == [0.0, 1.0, 1.0]                    # PAD never a target, BOS and EOS 1
+    assert label_weights([8, 2, 1], "none") is None
+
+
+def test_effective_number_weights_follow_cui_et_al():
+    beta = 0.9
+    w = label_weights([10, 3, 1, 0], "effective", beta=beta)
+    n = torch.tensor([10.0, 3.0, 1.0, 1.0])                      # a count of 0 counts as 1
+    raw = (1 - beta) / (1 - beta ** n)                           # 1 / effective number (1 - b^n) / (1 - b)
+    torch.testing.assert_close(w[3:], (raw / raw.mean()).float())
+    assert w[3] < w[4] < w[5] == w[6]
+    # beta 0: every label counts as one sample (uniform); beta near 1: inverse frequency
+    assert torch.equal(label_weights([10, 3, 1], "effective", beta=0.0)[3:], torch.ones(3))
+    torch.testing.assert_close(label_weights([10, 3, 1], "effective", beta=1 - 1e-9),
+                               label_weights([10, 3, 1], "inverse"), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="label_weights_beta"):
+        label_weights([1], "effective", beta=1.0)
+    with pytest.raises(ValueError, match="unknown label weights 'sqrt'"):
+        label_weights([1], "sqrt")
+
+
+def test_weighted_cross_entropy_is_the_weighted_mean_over_target_steps():
+    lp = masked_log_probs(seed=2)
+    targets = torch.tensor([[3, 5, EOS], [EOS, PAD, PAD]])
+    w = torch.tensor([0.0, 1.0, 1.0, 2.0, 1.0, 0.5])
+    expected = -(2.0 * lp[0, 0, 3] + 0.5 * lp[0, 1, 5] + lp[0, 2, EOS] + lp[1, 0, EOS]) / (2.0 + 0.5 + 1 + 1)
+    torch.testing.assert_close(sequence_loss(lp, targets, "ce", label_weights=w), expected)
+    ones = torch.tensor([0.0, 1, 1, 1, 1, 1])
+    torch.testing.assert_close(sequence_loss(lp, targets, "ce", label_weights=ones), sequence_cross_entropy(lp, targets))
+
+
+def test_weighted_bce_weighs_each_label_term():
+    lp = masked_log_probs(seed=3)
+    targets = torch.tensor([[3, 5, EOS], [4, EOS, PAD]])
+    w = torch.tensor([0.0, 1.0, 1.0, 2.0, 0.0, 0.5])
+    scores = label_set_scores(lp, targets)[:, 3:].clamp(1e-6, 1 - 1e-6)
+    gold = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    terms = torch.nn.functional.binary_cross_entropy(scores, gold, reduction="none") * w[3:]
+    torch.testing.assert_close(label_set_bce(lp, targets, weight=w), terms.sum(1).mean())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_focal_loss_with_gamma_0_is_the_cross_entropy(weighted):
+    lp = masked_log_probs(seed=4, batch=3, steps=4)
+    targets = torch.tensor([[3, 5, 4, EOS], [EOS, PAD, PAD, PAD], [5, EOS, PAD, PAD]])
+    w = torch.tensor([0.0, 1.0, 1.0, 3.0, 0.2, 0.7]) if weighted else None
+    torch.testing.assert_close(sequence_focal_loss(lp, targets, 0.0, w), sequence_cross_entropy(lp, targets, w))
+    torch.testing.assert_close(sequence_loss(lp, targets, "focal", focal_gamma=0.0, label_weights=w),
+                               sequence_loss(lp, targets, "ce", label_weights=w))
+
+
+def test_focal_loss_by_hand_and_it_discounts_easy_steps():
+    lp = masked_log_probs(seed=6)
+    targets = torch.tensor([[3, EOS, PAD], [4, 5, EOS]])
+    picked = [lp[0, 0, 3], lp[0, 1, EOS], lp[1, 0, 4], lp[1, 1, 5], lp[1, 2, EOS]]
+    expected = sum(-(1 - p.exp()) ** 2 * p for p in picked) / len(picked)
+    torch.testing.assert_close(sequence_loss(lp, targets, "focal", focal_gamma=2.0), expected)
+    assert sequence_loss(lp, targets, "focal", focal_gamma=2.0) < sequence_cross_entropy(lp, targets)
+    leaf = lp.clone().requires_grad_(True)
+    sequence_focal_loss(leaf, targets, 2.0).backward()
+    assert torch.isfinite(leaf.grad).all() and torch.all(leaf.grad[0, 2] == 0)

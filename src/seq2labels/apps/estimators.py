@@ -17,14 +17,19 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
-from seq2labels.pipeline.config import (DataConfig, DecodeConfig, LabelConfig, ModelConfig, RunConfig, TextConfig, TrainConfig)
+from seq2labels.pipeline.config import (DataConfig, DecodeConfig, ImageConfig, LabelConfig, ModelConfig, RunConfig,
+                                        TextConfig, TrainConfig)
 from seq2labels.data.readers import Example
 from seq2labels.errors import ConfigError, DataFormatError
 
 
 # SGMClassifier parameters that are model.* keys of the same name (the encoder choice)
 ENCODER_PARAMS = ("encoder", "pretrained", "encoder_mode", "finetune_layers", "encoder_lr", "long_text",
-                  "head_tokens", "pooling", "encoder_precision", "label_init", "label_descriptions")
+                  "head_tokens", "pooling", "encoder_precision", "label_init", "label_descriptions", "fusion",
+                  "feature_slots")
+# SGMClassifier parameters that are image.* keys (image_size -> image.size ...)
+IMAGE_PARAMS = ("image_size", "image_color", "image_channels")
+INPUT_ENCODERS = ("cnn", "features", "fusion")
 
 
 class SGMClassifier(ClassifierMixin, BaseEstimator):
@@ -32,7 +37,9 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
 
     ``fit(X, y)``: X is a list of texts; y is either a list of label lists (each in
     any order) or a 0/1 indicator matrix (then ``classes_`` are its column indices
-    unless ``classes`` is given).
+    unless ``classes`` is given). With ``encoder`` cnn / features / fusion an item of X may be an
+    image (a numpy array, encoded bytes, a PIL image or a file path), a dict with ``text``,
+    ``image`` and/or ``features`` keys, or a seq2labels Example.
     """
 
     def __init__(self, *, embedding_dim: int = 128, encoder_hidden: int = 256, encoder_layers: int = 1,
@@ -43,13 +50,15 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                  lowercase: bool = True, label_order: str = "frequency", max_labels_per_text: int = 100,
                  epochs: int = 20, batch_size: int = 32,
                  lr: float = 1e-3, patience: int = 4, loss: str = "ce", valid_fraction: float = 0.1,
-                 beam_size: int = 1, max_labels: int = 10, min_labels: int = 0, seed: int = 0,
+                 beam_size: int = 5, max_labels: int = 10, min_labels: int = 0, seed: int = 0,
                  device: str = "cpu", precision: str = "fp32", verbose: bool = False,
                  classes: Sequence | None = None, lr_schedule: str = "plateau", warmup_steps: int = 0,
                  encoder: str = "rnn", pretrained: str | None = None, encoder_mode: str = "frozen",
                  finetune_layers: int | None = None, encoder_lr: float = 5e-5, long_text: str = "head",
                  head_tokens: int = 128, pooling: str = "mean", encoder_precision: str = "fp32",
-                 label_init: str = "random", label_descriptions: str | None = None, n_models: int = 1):
+                 label_init: str = "random", label_descriptions: str | None = None, fusion: str = "embedding",
+                 feature_slots: int = 8, image_size: int = 32, image_color: str = "rgb",
+                 image_channels: str = "32,64,128", n_models: int = 1):
         self.embedding_dim = embedding_dim
         self.encoder_hidden = encoder_hidden
         self.encoder_layers = encoder_layers
@@ -94,6 +103,11 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         self.encoder_precision = encoder_precision
         self.label_init = label_init
         self.label_descriptions = label_descriptions
+        self.fusion = fusion                     # image / features / fusion inputs (encoder cnn | features | fusion)
+        self.feature_slots = feature_slots
+        self.image_size = image_size
+        self.image_color = image_color
+        self.image_channels = image_channels
         self.n_models = n_models                 # > 1: train seeds seed, seed+1, ... and decode them as one ensemble
 
     # ---- configuration -----------------------------------------------------------------
@@ -114,6 +128,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                               progress=self.verbose, lr_schedule=self.lr_schedule, warmup_steps=self.warmup_steps),
             decode=DecodeConfig(beam_size=self.beam_size, max_labels=self.max_labels, min_labels=self.min_labels,
                                 precision=self.precision),
+            image=ImageConfig(size=self.image_size, color=self.image_color, channels=self.image_channels),
         )
 
     def _encoder_params(self) -> dict:
@@ -135,14 +150,12 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- fitting -----------------------------------------------------------------------
     def fit(self, X: Sequence[str], y) -> "SGMClassifier":
-        from seq2labels.pipeline.recipe import train
-
         cfg = self._checked_config()
-        texts = _check_texts(X)
+        texts = self._inputs(X)
         if not texts:
             raise DataFormatError("X is empty: fit needs at least 2 texts (one for the validation split)")
         label_lists, classes, indicator = _normalise_targets(y, len(texts), self.classes)
-        examples = [Example(text=t, labels=tuple(labels)) for t, labels in zip(texts, label_lists)]
+        examples = [_with_labels(t, labels) for t, labels in zip(texts, label_lists)]
         generator, result, members = self._train_members(cfg, examples)
         if classes is None:
             # labels that fell into the validation split only are still classes of y (never predicted)
@@ -180,6 +193,20 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         from seq2labels.pipeline.ensemble import EnsembleGenerator
         return EnsembleGenerator(members), results[0], members
 
+    def _inputs(self, X) -> list:
+        """X as texts, or as Examples for an image / features / fused encoder."""
+        if self.encoder not in INPUT_ENCODERS:
+            return _check_texts(X)
+        if isinstance(X, (str, bytes)):
+            raise TypeError("X must be a list of inputs, got a single string or bytes; wrap it in a list")
+        return [_as_example(x, i) for i, x in enumerate(X)]
+
+    def _predict_items(self, X, beam_size: int | None):
+        items = self._inputs(X)
+        if self.encoder in INPUT_ENCODERS:
+            return self.generator_.predict_examples(items, beam_size=beam_size or self.beam_size)
+        return self.generator_.predict(items, beam_size=beam_size or self.beam_size)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "generator_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
@@ -189,13 +216,12 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
     def predict_labels(self, X: Sequence[str], beam_size: int | None = None) -> list[list[str]]:
         """Each text's labels in generated order."""
         self._check_fitted()
-        predictions = self.generator_.predict(_check_texts(X), beam_size=beam_size or self.beam_size)
-        return [p.labels for p in predictions]
+        return [p.labels for p in self._predict_items(X, beam_size)]
 
     def predict_sequences(self, X: Sequence[str], beam_size: int | None = None):
         """Full predictions: ordered labels, step probabilities, sequence score."""
         self._check_fitted()
-        return self.generator_.predict(_check_texts(X), beam_size=beam_size or self.beam_size)
+        return self._predict_items(X, beam_size)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """(n_samples, n_classes) 0/1 matrix in ``classes_`` order."""
@@ -205,7 +231,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         """(n_samples, n_classes) per-label scores: the highest probability each label got along the
         greedy decoding path. A ranking score, not a calibrated probability."""
         self._check_fitted()
-        scores = self.generator_.label_scores(_check_texts(X))           # (n, labels) in label-vocab order
+        scores = self.generator_.label_scores(self._inputs(X))           # (n, labels) in label-vocab order
         out = np.zeros((scores.shape[0], len(self.classes_)), dtype=np.float64)
         column = self._column_of_class()
         for j, label in enumerate(self.generator_.label_vocab.labels):
@@ -225,7 +251,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
 
         from seq2labels.evaluation.metrics import binarize
         self._check_fitted()
-        X = _check_texts(X)
+        X = self._inputs(X)
         if not X:
             raise DataFormatError("X is empty: score needs at least one text")
         gold, _, _ = _normalise_targets(y, len(X), list(self.classes_))
@@ -282,6 +308,7 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
                   valid_fraction=cfg.data.valid_fraction, beam_size=cfg.decode.beam_size,
                   max_labels=cfg.decode.max_labels, min_labels=cfg.decode.min_labels, seed=cfg.train.seed,
                   device=device, lr_schedule=cfg.train.lr_schedule, warmup_steps=cfg.train.warmup_steps,
+                  image_size=cfg.image.size, image_color=cfg.image.color, image_channels=cfg.image.channels,
                   **{name: getattr(cfg.model, name) for name in ENCODER_PARAMS})
         est.generator_ = generator
         est.classes_ = np.asarray(saved.get("classes", generator.label_vocab.labels), dtype=object)
@@ -296,6 +323,32 @@ class SGMClassifier(ClassifierMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _as_example(x, i: int) -> Example:
+    """One input of an image / features / fused model as an Example (labels filled in by fit)."""
+    if isinstance(x, Example):
+        return x
+    if isinstance(x, str):
+        return Example(text=x, labels=())
+    if isinstance(x, dict):
+        unknown = sorted(set(x) - {"text", "image", "features"})
+        if unknown:
+            raise DataFormatError(f"X[{i}]: unknown key {unknown[0]!r}; use text, image, features")
+        features = x.get("features")
+        text = x.get("text") or ""
+        if not isinstance(text, str):
+            raise DataFormatError(f"X[{i}]: field 'text' must be a string, got {type(text).__name__}")
+        return Example(text=text, labels=(), image=x.get("image"),
+                       features=None if features is None else tuple(float(v) for v in np.asarray(features).ravel()))
+    return Example(text="", labels=(), image=x)          # an image: array, bytes, PIL image or path
+
+
+def _with_labels(item, labels) -> Example:
+    if isinstance(item, Example):
+        from dataclasses import replace
+        return replace(item, labels=tuple(labels))
+    return Example(text=item, labels=tuple(labels))
 
 
 def _check_texts(X) -> list[str]:

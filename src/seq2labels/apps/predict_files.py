@@ -72,13 +72,12 @@ def _check_job(job: PredictJob) -> None:
 def predict_stream(generator, job: PredictJob, output: str | None) -> int:
     """Predict the job's single input chunk by chunk into ``output`` (default stdout) as JSON Lines;
     returns the number of texts. Memory stays bounded by the chunk, however long the input."""
-    texts = iter_input_texts(job.inputs[0], job.format, job.encoding_errors)
+    texts = _iter_items(generator, job.inputs[0], job)
     out = open(output, "w", encoding="utf-8") if output else sys.stdout
     count = 0
     try:
         while chunk := take_chunk(texts, job.chunk_size):
-            predictions = generator.predict(chunk, beam_size=job.beam_size, max_labels=job.top_k,
-                                            min_labels=job.min_labels, batch_size=job.batch_size)
+            predictions = _predict_chunk(generator, chunk, job)
             out.write("".join(json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in predictions))
             count += len(predictions)
     finally:
@@ -89,11 +88,30 @@ def predict_stream(generator, job: PredictJob, output: str | None) -> int:
 
 # ------------------------------------------------------------------------------- one part
 
-def iter_job_chunks(job: PredictJob) -> Iterator[list[str]]:
-    """The texts of all inputs, in order, in the single-file path's chunks; a chunk may span two files."""
+def _iter_items(generator, path: str, job: PredictJob) -> Iterator:
+    """What to predict from one input: texts, or examples with images / features for such a model."""
+    if generator is not None and getattr(generator, "uses_inputs", False):
+        from seq2labels.data.images import iter_multimodal_examples
+        from seq2labels.pipeline.multimodal import image_spec
+        cfg = generator.config
+        return iter_multimodal_examples(path, image_spec(cfg), allow_outside=cfg.image.allow_outside,
+                                        encoding_errors=job.encoding_errors)
+    return iter_input_texts(path, job.format, job.encoding_errors)
+
+
+def _predict_chunk(generator, chunk: list, job: PredictJob) -> list:
+    decode = dict(beam_size=job.beam_size, max_labels=job.top_k, min_labels=job.min_labels, batch_size=job.batch_size)
+    if getattr(generator, "uses_inputs", False):
+        return generator.predict_examples(chunk, **decode)
+    return generator.predict(chunk, **decode)
+
+
+def iter_job_chunks(job: PredictJob, generator=None) -> Iterator[list[str]]:
+    """The texts (or examples, for an image model) of all inputs, in order, in the single-file
+    path's chunks; a chunk may span two files."""
     def texts() -> Iterator[str]:
         for path in job.inputs:
-            yield from iter_input_texts(path, job.format, job.encoding_errors)
+            yield from _iter_items(generator, path, job)
 
     stream = texts()
     while chunk := take_chunk(stream, job.chunk_size):
@@ -113,12 +131,11 @@ def predict_part(job: PredictJob, part: int, parts: int, out: TextIO,
                                           backend=job.backend, quantize=job.quantize, precision=job.precision,
                                           thresholds=job.thresholds)
     count, lengths = 0, []
-    for k, chunk in enumerate(iter_job_chunks(job)):
+    for k, chunk in enumerate(iter_job_chunks(job, generator)):
         lengths.append(len(chunk))
         if k % parts != part:
             continue
-        predictions = generator.predict(chunk, beam_size=job.beam_size, max_labels=job.top_k,
-                                        min_labels=job.min_labels, batch_size=job.batch_size)
+        predictions = _predict_chunk(generator, chunk, job)
         out.write("".join(json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in predictions))
         count += len(predictions)
     return count, lengths

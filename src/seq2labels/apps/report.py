@@ -128,6 +128,13 @@ def _pr_curves(y_true: np.ndarray, scores: np.ndarray, labels: list[str], column
     return curves
 
 
+def _input_name(ex: Example) -> str:
+    """A short name for an example without text: its image file, or what it carries."""
+    if isinstance(ex.image, str):
+        return f"[image {Path(ex.image).name}]"
+    return "[image]" if ex.image is not None else ("[features]" if ex.features is not None else "")
+
+
 def check_options(top_labels: int, worst: int) -> None:
     if top_labels < 1:
         raise ConfigError(f"--top-labels must be >= 1, got {top_labels}")
@@ -146,10 +153,15 @@ def build_report(generator, examples: Sequence[Example], *, beam_size: int | Non
     beam = decode.beam_size if beam_size is None else beam_size
     max_labels = decode.max_labels if max_labels is None else max_labels
     min_labels = decode.min_labels if min_labels is None else min_labels
-    texts = [ex.text for ex in examples]
-    predictions = generator.predict(texts, beam_size=beam, max_labels=max_labels, min_labels=min_labels,
-                                    batch_size=batch_size)
-    scores = generator.label_scores(texts, batch_size=batch_size)           # (docs, model labels)
+    texts = [ex.text or _input_name(ex) for ex in examples]              # what the worst-examples table shows
+    if getattr(generator, "uses_inputs", False):  # images / features / fused: the examples themselves
+        predictions = generator.predict_examples(examples, beam_size=beam, max_labels=max_labels,
+                                                 min_labels=min_labels, batch_size=batch_size)
+        scores = generator.label_scores(list(examples), batch_size=batch_size)  # (docs, model labels)
+    else:
+        predictions = generator.predict(texts, beam_size=beam, max_labels=max_labels, min_labels=min_labels,
+                                        batch_size=batch_size)
+        scores = generator.label_scores(texts, batch_size=batch_size)       # (docs, model labels)
     model_labels = list(generator.label_vocab.labels)
     gold = [_gold_order(ex.labels, generator.label_vocab) for ex in examples]
     predicted = [list(p.labels) for p in predictions]
@@ -431,5 +443,9 @@ def report_file(model_dir: str | Path, data: str | Path, out: str | Path, *, fmt
 
     require_matplotlib()
     generator = load_model(model_dir, device=device)
-    examples = read_examples(data, fmt, encoding_errors=encoding_errors)
+    if generator.uses_inputs:  # JSON Lines with images / features
+        from seq2labels.pipeline.multimodal import read_inputs_file
+        examples = read_inputs_file(generator.config, str(data), encoding_errors)
+    else:
+        examples = read_examples(data, fmt, encoding_errors=encoding_errors)
     return write_report(generator, examples, out, source=f"model {model_dir}, data {data}", **options)

@@ -1,6 +1,6 @@
 """An HTTP service around a trained model: ``seq2labels serve MODEL`` (FastAPI under uvicorn).
 
-Endpoints: ``POST /predict``, ``GET /health``, ``GET /labels`` and FastAPI's own ``/docs`` and
+Endpoints: ``POST /predict``, ``POST /predict/image`` (image and fused models), ``GET /health``, ``GET /labels`` and FastAPI's own ``/docs`` and
 ``/openapi.json``. Every request is bounded (texts per request, characters per text, body bytes,
 seconds of inference), and bad input of any shape is answered with a 4xx and a JSON message,
 never a 500 (that is kept for bugs in the service): it is meant to sit behind code that sends
@@ -112,6 +112,10 @@ def create_app(generator, settings: Optional[ServeSettings] = None):
     @app.get("/labels", response_model=schemas.Labels)
     async def get_labels() -> dict:
         return {"labels": labels}
+
+    if getattr(generator, "uses_inputs", False):  # an image or fused model: POST /predict/image too
+        from seq2labels.apps.serve_images import add_image_route
+        add_image_route(app, generator, settings, runner, default_beam, _label_bounds, _to_response)
 
     _add_error_handlers(app, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -108,5 +108,24 @@ class InferenceRunner:
             return self.generator.predict(texts, beam_size=beam_size, max_labels=max_labels,
                                           min_labels=min_labels, batch_size=self.batch_size)
 
+    async def predict_examples(self, examples: Sequence, *, beam_size: int, max_labels: Optional[int],
+                               timeout: float) -> list:
+        """Like :meth:`predict` for examples with images / features (an image or fused model)."""
+        loop = asyncio.get_running_loop()
+        abandoned = threading.Event()
+
+        def run():
+            with self._lock:
+                if abandoned.is_set():
+                    return None
+                return self.generator.predict_examples(list(examples), beam_size=beam_size, max_labels=max_labels,
+                                                       batch_size=self.batch_size)
+
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(self._executor, run), timeout)
+        except asyncio.TimeoutError:
+            abandoned.set()
+            raise InferenceTimeout(f"inference did not finish within the {timeout:g} s timeout") from None
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

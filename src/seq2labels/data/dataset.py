@@ -74,7 +74,7 @@ def _warn_unseen_labels(unseen: set[str]) -> None:
 class SeqBatch:
     """One padded mini-batch for the encoder-decoder."""
 
-    src: torch.Tensor          # (batch, time) long, padded with PAD (0)
+    src: torch.Tensor          # (batch, time) long, padded with PAD (0); or a data.multimodal.Inputs
     src_lengths: torch.Tensor  # (batch,) long, >= 1
     targets: torch.Tensor      # (batch, steps) long: label ids, EOS, then PAD
     index: torch.Tensor        # (batch,) long: rows of the EncodedDataset
@@ -85,7 +85,7 @@ class SeqBatch:
                         targets=self.targets.to(device), index=self.index.to(device))
 
     def __len__(self) -> int:
-        return int(self.src.shape[0])
+        return int(self.targets.shape[0])
 
 
 def collate(dataset: EncodedDataset, indices: Sequence[int]) -> SeqBatch:
@@ -94,6 +94,8 @@ def collate(dataset: EncodedDataset, indices: Sequence[int]) -> SeqBatch:
     An empty text becomes a single PAD token of length 1, because packed sequences reject
     length 0; every target ends with EOS so the decoder learns when to stop.
     """
+    if hasattr(dataset, "collate"):  # a data set with its own inputs (images, fused modalities)
+        return dataset.collate(indices)
     if len(indices) == 0:
         raise ValueError("cannot collate an empty batch")
     rows = [dataset.token_ids[i] or [PAD_ID] for i in indices]

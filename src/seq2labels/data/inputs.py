@@ -20,7 +20,7 @@ def take_chunk(texts: Iterator[str], max_texts: int, max_chars: int | None = Non
     chars = 0
     for text in texts:
         chunk.append(text)
-        chars += len(text)
+        chars += len(getattr(text, "text", text))  # an Example (image model) counts its text
         if len(chunk) >= max_texts or chars >= max_chars:
             break
     return chunk

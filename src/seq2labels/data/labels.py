@@ -3,6 +3,11 @@
 SGM turns a label *set* into a *sequence*; the order matters for training. The paper sorts
 each target by descending training frequency, so frequent labels (easier to predict) come
 first. The other orders exist to compare against that choice.
+
+"orderfree" and "learned" are *training* orders decided by the model while it trains (see
+:mod:`seq2labels.training.label_order`); the vocabulary gives them the frequency rank, which is
+the starting order their targets are built in and the reference order evaluation reports the
+label position deviation against.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import numpy as np
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIAL_LABELS = ("<pad>", "<bos>", "<eos>")
-LABEL_ORDERS = ("frequency", "alphabetical", "given", "random")
+LABEL_ORDERS = ("frequency", "alphabetical", "given", "random", "orderfree", "learned")
+# Orders the model decides during training; their targets start from (and are reported against) frequency.
+MODEL_ORDERS = ("orderfree", "learned")
 N_SPECIAL = len(SPECIAL_LABELS)
 
 
@@ -23,8 +30,8 @@ class LabelVocab:
     """Label names <-> decoder ids (label ``i`` of :attr:`labels` has id ``i + 3``).
 
     ``rank`` fixes the training order of targets: a smaller rank is emitted earlier. When it is
-    omitted, "frequency" takes the order of ``labels`` (which :meth:`build` sorts by
-    frequency), "alphabetical" sorts the names, and "random" draws the seed-0 permutation.
+    omitted, "frequency" (and "orderfree", "learned") takes the order of ``labels`` (which
+    :meth:`build` sorts by frequency), "alphabetical" sorts the names, and "random" draws the seed-0 permutation.
     "given" keeps each example's own order and needs no rank.
     """
 
@@ -126,7 +133,7 @@ class LabelVocab:
 
 def default_rank(labels: list[str], order: str) -> dict[str, int] | None:
     """The rank used when none is given (see :class:`LabelVocab`)."""
-    if order == "frequency":
+    if order == "frequency" or order in MODEL_ORDERS:
         return {name: i for i, name in enumerate(labels)}
     if order == "alphabetical":
         return {name: i for i, name in enumerate(sorted(labels))}

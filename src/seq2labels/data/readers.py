@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 from seq2labels.errors import DataFormatError
 
@@ -43,10 +43,13 @@ PathLike = str | os.PathLike
 
 @dataclass(frozen=True)
 class Example:
-    """One document and its (unordered, duplicate-free) label set."""
+    """One document and its (unordered, duplicate-free) label set; an example of an image or fused
+    model may also carry an image (a path, bytes or an array) and a features vector."""
 
     text: str
     labels: tuple[str, ...]
+    image: Any = None
+    features: tuple[float, ...] | None = None
 
 
 # --------------------------------------------------------------------------- opening files

@@ -7,6 +7,7 @@ an empty-array error from the metrics after a whole epoch of training.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -67,7 +68,7 @@ def check_examples(examples: Any, name: str = "examples") -> list[Example]:
         if not isinstance(ex.text, str):
             raise DataFormatError(f"{name}[{i}]: field 'text' must be a string, got {type(ex.text).__name__}")
         labels = check_label_list(ex.labels, f"{name}[{i}]")
-        checked.append(ex if labels == ex.labels else Example(text=ex.text, labels=labels))
+        checked.append(ex if labels == ex.labels else dataclasses.replace(ex, labels=labels))
     return checked
 
 

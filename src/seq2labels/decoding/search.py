@@ -47,6 +47,7 @@ from seq2labels.decoding.hypotheses import (  # noqa: F401  (also re-exported: t
     beam_step,
     forbidden_labels,
 )
+from seq2labels.decoding.orderfree import ChooseNext
 from seq2labels.decoding.stepping import (  # noqa: F401  (also re-exported: StepModel, masks_repeats)
     StepModel,
     _Layout,
@@ -170,7 +171,8 @@ def decode(model: StepModel, src: Tensor, src_lengths: Tensor, *, beam_size: int
 TEACHER_FORCING_KEEP_FRACTION = 0.75
 
 
-def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor, targets: Tensor) -> Tensor:
+def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor, targets: Tensor,
+                             choose_next: ChooseNext | None = None) -> Tensor:
     """Feed the gold labels as previous outputs, under the mask decoding uses.
 
     targets (batch, steps): labels, then EOS, then PAD. PAD, BOS and every gold label fed
@@ -179,6 +181,10 @@ def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor,
     have (most texts have one or two labels, a few have many); its later positions hold -inf
     (no output possible), and every loss ignores them as PAD. Returns log-probabilities
     (batch, steps, V).
+
+    ``choose_next(t, log_probs (batch, V), rows (R,))``, when given, picks the labels fed after
+    step ``t`` (and masked from then on) instead of ``targets[:, t]``: order-free training (see
+    :mod:`~seq2labels.decoding.orderfree`). It must keep each row's label count and EOS step.
     """
     batch, steps = targets.shape
     num_outputs = _num_outputs(model)
@@ -205,7 +211,8 @@ def teacher_forced_log_probs(model: StepModel, src: Tensor, src_lengths: Tensor,
         if rows.numel() < batch:
             log_probs = log_probs.new_full((batch, num_outputs), NEG_INF).index_copy(0, rows, log_probs)  # (batch, V)
         outputs.append(log_probs)
-        prev = targets[:, t].index_select(0, rows)                         # (R,)
+        prev = (targets[:, t].index_select(0, rows) if choose_next is None
+                else choose_next(t, log_probs, rows))                      # (R,)
         if mask_repeats:
             forbidden = forbidden.clone()
             forbidden.scatter_(1, prev.unsqueeze(1), True)                 # emitted labels

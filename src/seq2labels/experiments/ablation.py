@@ -175,8 +175,10 @@ def run_variant(spec: AblationSpec, variant: Variant, runs_dir: Path, results_di
     cfg = variant_config(spec, variant, extra, seed)
     test = read_examples(spec.data["test"], fmt=cfg.data.format)
     started = time.perf_counter()
-    generator, result = train(cfg, runs_dir / run_slug(variant, seed))
+    run_dir = runs_dir / run_slug(variant, seed)
+    generator, result = train(cfg, run_dir)
     seconds = time.perf_counter() - started
+    generator.save(run_dir / "model")    # kept for later decoding: ensembles, thresholds, reports
     test_metrics = {}
     for beam in spec.beam_sizes:
         metrics = generator.evaluate(test, beam_size=beam)

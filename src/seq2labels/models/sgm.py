@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seq2labels.decoding.orderfree import pla_chooser
 from seq2labels.decoding.search import teacher_forced_log_probs
 from seq2labels.models.attention import AdditiveAttention, at_least_float32, per_hypothesis
 from seq2labels.models.config import SGMConfig
@@ -110,13 +111,21 @@ class SGM(nn.Module):
         return (1.0 - gate) * emb + gate * avg
 
     # ---- training ------------------------------------------------------------------
-    def forward(self, src: Tensor, src_lengths: Tensor, targets: Tensor) -> Tensor:
+    def forward(self, src: Tensor, src_lengths: Tensor, targets: Tensor, align: str = "none") -> Tensor:
         """Teacher forcing. targets (batch, steps): labels, EOS, PAD.
 
         Returns log-probabilities (batch, steps, V) under the same mask decoding uses:
-        PAD, BOS and every gold label emitted at an earlier step are forbidden.
+        PAD, BOS and every gold label emitted at an earlier step are forbidden. ``align="pla"``
+        feeds, at each step, the remaining gold label the model ranks highest instead of the next
+        one of ``targets`` (order-free training; the loss recovers those targets with
+        :func:`seq2labels.decoding.orderfree.pla_targets`).
         """
-        return teacher_forced_log_probs(self, src, src_lengths, targets)  # (batch, steps, V)
+        if align == "none":
+            return teacher_forced_log_probs(self, src, src_lengths, targets)  # (batch, steps, V)
+        if align == "pla":
+            choose = pla_chooser(targets, self.config.num_outputs)
+            return teacher_forced_log_probs(self, src, src_lengths, targets, choose_next=choose)  # (batch, steps, V)
+        raise ValueError(f"unknown alignment {align!r}; expected 'none' or 'pla'")
 
     def parameter_groups(self) -> list[dict]:
         """Optimizer groups: everything at the trainer's rate, except an encoder that asks for its

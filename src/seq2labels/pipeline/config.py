@@ -44,8 +44,21 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class LabelConfig:
-    order: str = "frequency"             # frequency | alphabetical | given | random
+    order: str = "frequency"             # frequency | alphabetical | given | random | orderfree | learned
+    orderfree: str = "pla"               # order: orderfree: pla (predicted-label alignment) | hungarian (min cost)
+    learned_warmup: int = 2              # order: learned: epochs on frequency order before the model's own order
     max_per_text: int = 100              # a training text with more labels is an error (memory: steps x labels)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """Image inputs (model.encoder cnn or fusion; see seq2labels.data.images)."""
+    size: int = 32                       # images are resized to size x size pixels
+    color: str = "rgb"                   # rgb | gray
+    max_pixels: int = 40_000_000         # decompression-bomb limit: width x height from the header
+    max_bytes: int = 20_000_000          # an image file or upload over this many bytes is refused
+    allow_outside: bool = False          # image paths may leave the JSONL file's folder
+    channels: str = "32,64,128"          # CNN block widths; each block halves the side (32 -> 4 x 4 cells)
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,8 @@ class ModelConfig:
     encoder_precision: str = "fp32"      # transformer: fp32 | bf16 autocast inside the encoder
     label_init: str = "random"           # random | names: label embeddings from the encoder's embedding of each name
     label_descriptions: str | None = None  # label_init names: JSON {label: description} embedded instead of names
+    fusion: str = "embedding"            # fusion encoder: embedding (modality embedding) | gate (learned per-example mix)
+    feature_slots: int = 8               # features encoder: memory positions made from the features vector
 
 
 @dataclass(frozen=True)
@@ -89,8 +104,11 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float | None = 5.0
     patience: int = 4
-    loss: str = "ce"                     # ce | bce | ce+bce
+    loss: str = "ce"                     # ce | bce | ce+bce | focal
     bce_weight: float = 1.0
+    focal_gamma: float = 2.0             # loss: focal: -(1 - p)^gamma log p on each step (0 = ce)
+    label_weights: str = "none"          # none | inverse (1/n) | effective (Cui et al. 2019): per-label loss weights
+    label_weights_beta: float = 0.999    # label_weights: effective: beta of the effective number of samples
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None           # torch intra-op threads; None = torch's default
@@ -102,7 +120,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    beam_size: int = 1
+    beam_size: int = 5                   # beam 5 beat greedy on every measured data set (README "Results")
     max_labels: int = 10
     min_labels: int = 0                  # 1 = never predict an empty set
     precision: str = "fp32"              # fp32 | bf16 | fp16: autocast while predicting (see seq2labels.training.precision)
@@ -118,6 +136,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -176,7 +195,7 @@ def _section_from_dict(cls: type, data: Any, section: str) -> Any:
 def config_from_dict(data: dict | None) -> RunConfig:
     data = data or {}
     if not isinstance(data, dict):
-        raise ConfigError("the config must be a mapping of sections (data, text, labels, model, train, decode)")
+        raise ConfigError("the config must be a mapping of sections (data, text, labels, model, train, decode, image)")
     sections = {f.name: f for f in fields(RunConfig)}
     unknown = sorted(set(data) - set(sections))
     if unknown:
@@ -193,25 +212,30 @@ def config_from_dict(data: dict | None) -> RunConfig:
 _CHOICES = {
     ("data", "format"): (None, "jsonl", "tsv", "fasttext"),
     ("data", "encoding_errors"): ("strict", "replace"),
-    ("labels", "order"): ("frequency", "alphabetical", "given", "random"),
+    ("labels", "order"): ("frequency", "alphabetical", "given", "random", "orderfree", "learned"),
+    ("labels", "orderfree"): ("pla", "hungarian"),
     ("model", "rnn_type"): ("lstm", "gru"),
-    ("model", "encoder"): ("rnn", "transformer"),
+    ("model", "encoder"): ("rnn", "transformer", "cnn", "features", "fusion"),
+    ("model", "fusion"): ("embedding", "gate"),
+    ("image", "color"): ("rgb", "gray"),
     ("model", "encoder_mode"): ("frozen", "finetune"),
     ("model", "long_text"): ("head", "head_tail", "windows"),
     ("model", "pooling"): ("mean", "cls"),
     ("model", "encoder_precision"): ("fp32", "bf16"),
     ("model", "label_init"): ("random", "names"),
-    ("train", "loss"): ("ce", "bce", "ce+bce"),
+    ("train", "loss"): ("ce", "bce", "ce+bce", "focal"),
+    ("train", "label_weights"): ("none", "inverse", "effective"),
     ("train", "precision"): ("fp32", "bf16", "fp16"),
     ("decode", "precision"): ("fp32", "bf16", "fp16"),
 }
 _MINIMUMS = {
     ("data", "stream_buffer"): 1, ("data", "stream_workers"): 0,
-    ("labels", "max_per_text"): 1,
+    ("labels", "max_per_text"): 1, ("labels", "learned_warmup"): 0,
     ("text", "min_count"): 1, ("text", "max_len"): 1, ("text", "max_vocab"): 3, ("text", "pretrain_epochs"): 1,
     ("model", "embedding_dim"): 1, ("model", "encoder_hidden"): 1, ("model", "encoder_layers"): 1,
     ("model", "self_attention_heads"): 1, ("model", "label_embedding_dim"): 1, ("model", "decoder_hidden"): 1,
-    ("model", "finetune_layers"): 1, ("model", "head_tokens"): 0,
+    ("model", "finetune_layers"): 1, ("model", "head_tokens"): 0, ("model", "feature_slots"): 1,
+    ("image", "size"): 4, ("image", "max_pixels"): 1, ("image", "max_bytes"): 1,
     ("train", "epochs"): 1, ("train", "batch_size"): 1, ("train", "threads"): 1,
     ("decode", "beam_size"): 1, ("decode", "max_labels"): 1, ("decode", "min_labels"): 0,
 }
@@ -238,14 +262,44 @@ def _check_values(cfg: RunConfig) -> None:
     if cfg.train.precision == "fp16" and cfg.train.device.split(":")[0] == "cpu":
         raise ConfigError("train.precision: fp16 autocast is a GPU mode (on the CPU it is slow); use bf16 on the CPU")
     _check_encoder(cfg)
+    _check_order_and_imbalance(cfg)
     if cfg.decode.min_labels > cfg.decode.max_labels:
         raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
                           f"({cfg.decode.max_labels})")
 
 
+def _check_order_and_imbalance(cfg: RunConfig) -> None:
+    """Label-order and imbalance keys: in range, and not set for a mode that ignores them."""
+    labels, t = cfg.labels, cfg.train
+    if labels.orderfree != "pla" and labels.order != "orderfree":
+        raise ConfigError(f"labels.orderfree is {labels.orderfree!r} but labels.order is {labels.order!r}: "
+                          "set labels.order: orderfree")
+    if labels.learned_warmup != 2 and labels.order != "learned":
+        raise ConfigError(f"labels.learned_warmup is set but labels.order is {labels.order!r}: "
+                          "set labels.order: learned")
+    if labels.order == "learned" and cfg.data.streaming:
+        raise ConfigError("labels.order: learned reorders the training targets in memory; "
+                          "it needs data.streaming: false")
+    if not (t.focal_gamma >= 0.0 and t.focal_gamma < float("inf")):
+        raise ConfigError(f"train.focal_gamma: must be a finite number >= 0, got {t.focal_gamma!r}")
+    if t.focal_gamma != 2.0 and t.loss != "focal":
+        raise ConfigError(f"train.focal_gamma is set but train.loss is {t.loss!r}: set train.loss: focal")
+    if not 0.0 <= t.label_weights_beta < 1.0:
+        raise ConfigError(f"train.label_weights_beta: must be in [0, 1), got {t.label_weights_beta!r}")
+    if t.label_weights_beta != 0.999 and t.label_weights != "effective":
+        raise ConfigError(f"train.label_weights_beta is set but train.label_weights is {t.label_weights!r}: "
+                          "set train.label_weights: effective")
+    if t.label_weights != "none" and cfg.data.streaming:
+        raise ConfigError("train.label_weights counts the labels of the training set in memory; "
+                          "it needs data.streaming: false")
+
+
 def _check_encoder(cfg: RunConfig) -> None:
     """Keys that only one encoder family reads, set for the other, are errors (not silently ignored)."""
     m = cfg.model
+    if m.encoder in ("cnn", "features", "fusion"):
+        _check_input_encoder(cfg)
+        return
     if m.encoder == "rnn":
         if m.pretrained is not None:
             raise ConfigError("model.pretrained is set but model.encoder is 'rnn': set model.encoder: transformer")
@@ -272,6 +326,26 @@ def _check_encoder(cfg: RunConfig) -> None:
                           "with long_text: head_tail")
     if m.encoder_lr <= 0:
         raise ConfigError(f"model.encoder_lr: must be > 0, got {m.encoder_lr!r}")
+
+
+def _check_input_encoder(cfg: RunConfig) -> None:
+    """The image / features / fusion encoders: no pretrained model, in-memory data, valid CNN widths."""
+    m = cfg.model
+    if m.pretrained is not None or m.label_init != "random":
+        raise ConfigError(f"model.pretrained and model.label_init: names need model.encoder: transformer, "
+                          f"not {m.encoder}")
+    if m.bag_of_words:
+        raise ConfigError("model.bag_of_words reads the rnn encoder's word embeddings; it needs model.encoder: rnn")
+    if cfg.data.streaming:
+        raise ConfigError(f"data.streaming is not supported with model.encoder: {m.encoder} yet")
+    try:
+        widths = [int(w) for w in cfg.image.channels.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"image.channels: a comma-separated list of widths >= 1, got {cfg.image.channels!r}")
+    if cfg.image.size >> len(widths) < 1:
+        raise ConfigError(f"image.size {cfg.image.size} cannot be halved {len(widths)} times (image.channels)")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -343,5 +417,5 @@ def save_config_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
-__all__ = ["DataConfig", "TextConfig", "LabelConfig", "ModelConfig", "TrainConfig", "DecodeConfig",
+__all__ = ["DataConfig", "ImageConfig", "TextConfig", "LabelConfig", "ModelConfig", "TrainConfig", "DecodeConfig",
            "RunConfig", "config_from_dict", "load_config", "parse_override", "save_config_yaml", "replace"]

@@ -22,6 +22,7 @@ from seq2labels.data.vocab import Vocab
 from seq2labels.decoding import decode
 from seq2labels.errors import ConfigError
 from seq2labels.evaluation.metrics import evaluate_label_lists
+from seq2labels.models.encoders import INPUT_ENCODERS
 from seq2labels.models.sgm import SGM
 from seq2labels.pipeline.config import RunConfig
 
@@ -152,6 +153,9 @@ class LabelGenerator(LabelDecoding):
         """Decode with ``"torch"`` or ``"onnxruntime"`` (the exported encoder and decoder step,
         read from ``onnx_dir`` or exported in memory); search code is the same. See seq2labels.pipeline.export."""
         from seq2labels.pipeline.export import backend_step_model
+        if backend != "torch" and self.uses_inputs:
+            raise ConfigError(f"the {backend} backend exports text encoders only; a {self.model.config.encoder} "
+                              "model runs on the torch backend")
         self.step_model = backend_step_model(self, backend, onnx_dir=onnx_dir, threads=threads)
         self.backend = backend
         if self.step_model is not None:
@@ -192,12 +196,74 @@ class LabelGenerator(LabelDecoding):
         self.model.to(device)
         return self
 
-    def encode_texts(self, texts: Sequence[str]) -> EncodedDataset:
-        examples = [Example(text=t, labels=()) for t in _check_texts(texts)]
+    @property
+    def uses_inputs(self) -> bool:
+        """Whether the model reads images / features / fused inputs (examples), not only texts."""
+        return self.model.config.encoder in INPUT_ENCODERS
+
+    def encode_examples(self, examples: Sequence[Example], name: str = "examples"):
+        """Examples as the model's encoder reads them (token ids, or Inputs for image / fused models)."""
+        if self.uses_inputs:
+            from seq2labels.pipeline.multimodal import encode_inputs
+            return encode_inputs(examples, self.model, self.tokenizer, self.vocab, self.label_vocab, self.config, name)
         return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
 
-    def encode_examples(self, examples: Sequence[Example]) -> EncodedDataset:
-        return encode_dataset(examples, self.tokenizer, self.vocab, self.label_vocab, self.config.text.max_len)
+    def encode_texts(self, texts: Sequence[str]) -> EncodedDataset:
+        examples = [Example(text=t, labels=()) for t in _check_texts(texts)]
+        return self.encode_examples(examples, "texts")
+
+    def predict_examples(self, examples: Sequence[Example], *, beam_size: int | None = None,
+                         max_labels: int | None = None, min_labels: int | None = None, batch_size: int = 256,
+                         return_attention: bool = False, precision: str | None = None) -> list[Prediction]:
+        """Labels of examples that may carry an image and features besides text (labels ignored).
+        With ``return_attention`` each prediction's ``tokens`` name the memory positions: image
+        cells ``cell r,c``, feature slots ``slot k``, then the text's tokens."""
+        examples = [ex if isinstance(ex, Example) else Example(text=ex, labels=()) for ex in _check_list(examples)]
+        encoded = self.encode_examples(examples)
+        rows = self.decide_encoded(encoded, beam_size=beam_size, max_labels=max_labels, min_labels=min_labels,
+                                   batch_size=batch_size, return_attention=return_attention, precision=precision)
+        predictions = []
+        for ex, row in zip(examples, rows):
+            pred = Prediction(labels=self.label_vocab.decode(row["ids"]), probabilities=row["probs"],
+                              score=row["score"])
+            if return_attention:
+                pred.attention = row["attention"]
+                pred.tokens = self.position_names(ex)[:row["attention"].shape[1]]
+            predictions.append(pred)
+        return predictions
+
+    def position_names(self, example: Example) -> list[str]:
+        """What each memory position of ``example`` is (the columns of its attention)."""
+        if not self.uses_inputs:
+            return self.tokenizer(example.text, max_tokens=self.config.text.max_len) or ["<empty>"]
+        names: list[str] = []
+        encoder = self.model.encoder
+        grid = getattr(encoder, "grid", None)
+        for modality, _, count in encoder.layout():
+            if modality == "image":
+                names += [f"cell {r},{c}" for r in range(grid[0]) for c in range(grid[1])]
+            else:
+                names += [f"slot {k}" for k in range(count)]
+        reads_text = "text" in self.model.config.encoder_options.get("modalities", ())
+        if reads_text and example.text:
+            names += self.tokenizer(example.text, max_tokens=self.config.text.max_len)
+        return names or ["<empty>"]
+
+    def predict(self, texts: Sequence[str], **kwargs) -> list[Prediction]:
+        """Labels of texts (see LabelDecoding.predict); a model over images / features / fused inputs
+        reads each text as an example's text."""
+        if self.uses_inputs:
+            return self.predict_examples([Example(text=t, labels=()) for t in _check_texts(texts)], **kwargs)
+        return super().predict(texts, **kwargs)
+
+    def label_scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """(n_texts, n_labels) scores: the highest probability each label got along the greedy path.
+        ``texts`` may also be Examples (with images / features, for such a model)."""
+        items = list(texts) if not isinstance(texts, (str, bytes)) else texts
+        examples = isinstance(items, list) and items and all(isinstance(t, Example) for t in items)
+        encoded = self.encode_examples(items) if examples else self.encode_texts(texts)
+        rows = self.decode_encoded(encoded, beam_size=1, batch_size=batch_size)
+        return np.stack([row["label_scores"] for row in rows]) if rows else np.zeros((0, self.label_vocab.num_labels))
 
     @torch.inference_mode()
     def decode_encoded(self, encoded: EncodedDataset, *, beam_size: int | None = None,
@@ -290,6 +356,12 @@ def _first_occurrences(row: dict) -> dict:
     if "attention" in row:
         row["attention"] = row["attention"][keep]
     return row
+
+
+def _check_list(items) -> list:
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"expected a list of examples, got {type(items).__name__}")
+    return list(items)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

@@ -17,17 +17,19 @@ import numpy as np
 import torch
 
 from seq2labels.pipeline.config import RunConfig, save_config_yaml
-from seq2labels.data.dataset import SeqBatch, batch_indices, collate, encode_dataset
+from seq2labels.data.dataset import EncodedDataset, SeqBatch, batch_indices, collate, encode_dataset
 from seq2labels.data.embeddings import load_word_vectors
-from seq2labels.data.labels import LabelVocab
+from seq2labels.data.labels import N_SPECIAL, LabelVocab
 from seq2labels.data.readers import Example, read_examples
 from seq2labels.data.tokenizer import RegexTokenizer
 from seq2labels.data.vocab import Vocab
 from seq2labels.errors import ConfigError, DataFormatError
 from seq2labels.pipeline.model_card import describe_training_data
 from seq2labels.pipeline.generator import LabelGenerator, _gold_in_training_order
-from seq2labels.training.losses import sequence_loss
+from seq2labels.training.label_order import LearnedOrder, alignment_for, make_loss_fn
+from seq2labels.training.losses import label_weights
 from seq2labels.models.sgm import SGM
+from seq2labels.pipeline.multimodal import build_inputs_model, model_modalities, read_inputs_file, uses_inputs
 from seq2labels.pipeline.transformer import build_tokenizer, build_transformer_model, sgm_config, uses_transformer
 from seq2labels.training import distributed
 from seq2labels.training.loop import Trainer, TrainerConfig, TrainResult
@@ -43,11 +45,18 @@ def load_training_data(cfg: RunConfig) -> tuple[list[Example], list[Example]]:
     """Read train (and valid) files; carve a seeded validation split when none is given."""
     if not cfg.data.train:
         raise DataFormatError("no training data: set data.train in the config or pass --train")
-    train = read_examples(cfg.data.train, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+    train = read_data_file(cfg, cfg.data.train)
     if cfg.data.valid:
-        valid = read_examples(cfg.data.valid, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
+        valid = read_data_file(cfg, cfg.data.valid)
         return train, valid
     return split_validation(train, cfg.data.valid_fraction, cfg.train.seed)
+
+
+def read_data_file(cfg: RunConfig, path: str) -> list[Example]:
+    """A labelled file as the configured model reads it (JSON Lines with images for image/fused models)."""
+    if uses_inputs(cfg):
+        return read_inputs_file(cfg, path)
+    return read_examples(path, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
 
 
 def split_validation(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -68,7 +77,8 @@ def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexT
         tokenizer, vocab = build_tokenizer(cfg)
     else:
         tokenizer = RegexTokenizer(lowercase=cfg.text.lowercase)
-        token_lists = (tokenizer(ex.text, max_tokens=cfg.text.max_len) for ex in train)
+        reads_text = "text" in model_modalities(cfg, train) if uses_inputs(cfg) else True
+        token_lists = (tokenizer(ex.text, max_tokens=cfg.text.max_len) for ex in train if reads_text)
         vocab = Vocab.build(token_lists, min_count=cfg.text.min_count, max_size=cfg.text.max_vocab)
     if not any(ex.labels for ex in train):  # checked first: LabelVocab.build raises a bare ValueError
         raise DataFormatError(f"{cfg.data.train or 'training data'}: no labels found in any example")
@@ -78,7 +88,12 @@ def build_vocabularies(train: Sequence[Example], cfg: RunConfig) -> tuple[RegexT
 
 
 def build_model(cfg: RunConfig, vocab: Vocab, label_vocab: LabelVocab,
-                train_texts: Sequence[str] | None = None, tokenizer: RegexTokenizer | None = None) -> SGM:
+                train_texts: Sequence[str] | None = None, tokenizer: RegexTokenizer | None = None,
+                train_examples: Sequence[Example] | None = None) -> SGM:
+    if uses_inputs(cfg):
+        if train_examples is None:
+            raise ValueError(f"model.encoder {cfg.model.encoder} needs the training examples")
+        return build_inputs_model(cfg, vocab, label_vocab, train_examples)
     if uses_transformer(cfg):
         return build_transformer_model(cfg, tokenizer, vocab, label_vocab)
     model_cfg = sgm_config(cfg, len(vocab), label_vocab.size)
@@ -140,25 +155,37 @@ class _TrainSource:
     label_vocab: LabelVocab
     n_examples: int
     texts: list[str] | None                      # for text.pretrain_embeddings (in memory only)
-    make_batches: Callable[[int], Iterable[SeqBatch]]
+    make_batches: Callable[[int], Iterable[SeqBatch]] | None  # None until image / fused inputs are encoded
     steps: int                                   # batches per epoch on this process
+    dataset: EncodedDataset | None = None        # the encoded training set (in memory only)
+    # labels.order learned: (epoch, this process's batches) -> the dataset the epoch trains on
+    reorder: Callable[[int, list[list[int]]], EncodedDataset] | None = None
 
 
 def _in_memory_source(cfg: RunConfig, train_examples: Sequence[Example]) -> _TrainSource:
     """Length-bucketed, seeded batches of the loaded training set; this rank's share of them."""
     tokenizer, vocab, label_vocab = build_vocabularies(train_examples, cfg)
-    train_set = encode_dataset(train_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
-    lengths = [len(t) for t in train_set.token_ids]
+    source = _TrainSource(tokenizer, vocab, label_vocab, len(train_examples), [ex.text for ex in train_examples],
+                          None, 0)  # image / fused inputs get their batches once the model is built
+    if not uses_inputs(cfg):
+        _attach_batches(cfg, source, encode_dataset(train_examples, tokenizer, vocab, label_vocab, cfg.text.max_len))
+    return source
+
+
+def _attach_batches(cfg: RunConfig, source: _TrainSource, train_set) -> None:
+    """Give ``source`` seeded, length-bucketed batches of an encoded training set (this rank's share)."""
+    lengths = train_set.lengths()
     batch_size = cfg.train.batch_size
     steps = math.ceil(math.ceil(len(train_set) / batch_size) / distributed.world_size())
 
     def make_batches(epoch: int) -> Iterable[SeqBatch]:
         batches = batch_indices(lengths, batch_size, shuffle=True, seed=cfg.train.seed * 1000 + epoch)
-        for idx in distributed.shard_batches(batches):
-            yield collate(train_set, idx)
+        mine = list(distributed.shard_batches(batches))
+        dataset = source.reorder(epoch, mine) if source.reorder is not None else train_set
+        for idx in mine:
+            yield collate(dataset, idx)
 
-    return _TrainSource(tokenizer, vocab, label_vocab, len(train_examples), [ex.text for ex in train_examples],
-                        make_batches, steps)
+    source.make_batches, source.steps, source.dataset = make_batches, steps, train_set
 
 
 def _streaming_source(cfg: RunConfig) -> _TrainSource:
@@ -178,6 +205,44 @@ def _streaming_source(cfg: RunConfig) -> _TrainSource:
 
     return _TrainSource(scan.tokenizer, scan.vocab, scan.label_vocab, scan.n_examples, None, make_batches,
                         dataset.batches_per_epoch(workers))
+
+
+def _label_weights(cfg: RunConfig, source: _TrainSource) -> torch.Tensor | None:
+    """train.label_weights from the training set's label counts (each label once per example)."""
+    if cfg.train.label_weights == "none":
+        return None
+    if source.dataset is None:
+        raise ConfigError("train.label_weights needs the training set in memory (data.streaming: false)")
+    ids = [i for targets in source.dataset.target_ids for i in targets]
+    counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=source.label_vocab.size)[N_SPECIAL:]
+    weights = label_weights(counts.tolist(), cfg.train.label_weights, cfg.train.label_weights_beta)
+    log.info("label weights (%s): min %.3f, max %.3f over %d labels", cfg.train.label_weights,
+             float(weights[N_SPECIAL:].min()), float(weights[N_SPECIAL:].max()), len(counts))
+    return weights
+
+
+def _learned_order(cfg: RunConfig, source: _TrainSource, model: SGM) -> LearnedOrder | None:
+    """labels.order learned: hooks the model's own order into the source's epochs."""
+    if cfg.labels.order != "learned":
+        return None
+    if source.dataset is None:
+        raise ConfigError("labels.order: learned needs the training set in memory (data.streaming: false)")
+
+    def score(batch: SeqBatch) -> torch.Tensor:
+        """PLA log-probabilities in eval mode (no dropout: no random numbers drawn), no gradient."""
+        was_training = model.training
+        device = next(model.parameters()).device
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model(batch.src.to(device), batch.src_lengths.to(device), batch.targets.to(device),
+                             align="pla")  # (batch, steps, V)
+        finally:
+            model.train(was_training)
+
+    learned = LearnedOrder(source.dataset, cfg.labels.learned_warmup, score, batch_size=max(cfg.train.batch_size, 64))
+    source.reorder = learned.dataset_for
+    return learned
 
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: Sequence[Example] | None = None,
@@ -220,20 +285,26 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
         source = _in_memory_source(cfg, train_examples)
     tokenizer, vocab, label_vocab = source.tokenizer, source.vocab, source.label_vocab
     seed_everything(cfg.train.seed)
-    model = build_model(cfg, vocab, label_vocab, source.texts, tokenizer)
+    model = build_model(cfg, vocab, label_vocab, source.texts, tokenizer, train_examples=train_examples)
     generator = LabelGenerator(model, tokenizer, vocab, label_vocab, cfg)
     generator.data_summary = describe_training_data(cfg, train_examples, valid_examples, source.n_examples)
+    if source.make_batches is None:  # image / fused inputs, encoded for the built encoder
+        _attach_batches(cfg, source, generator.encode_examples(train_examples, "train_examples"))
     make_batches, steps = source.make_batches, source.steps
 
-    def loss_fn(net: SGM, batch: SeqBatch) -> torch.Tensor:
-        log_probs = net(batch.src, batch.src_lengths, batch.targets)  # (batch, steps, V)
-        return sequence_loss(log_probs, batch.targets, cfg.train.loss, cfg.train.bce_weight)
+    loss_fn = make_loss_fn(alignment=alignment_for(cfg.labels.order, cfg.labels.orderfree), kind=cfg.train.loss,
+                           bce_weight=cfg.train.bce_weight, label_weights=_label_weights(cfg, source),
+                           focal_gamma=cfg.train.focal_gamma)
+    learned = _learned_order(cfg, source, model)
 
-    valid_set = encode_dataset(valid_examples, tokenizer, vocab, label_vocab, cfg.text.max_len)
+    valid_set = generator.encode_examples(valid_examples, "valid_examples")
     valid_gold = [_gold_in_training_order(ex.labels, label_vocab) for ex in valid_examples]
 
     def evaluate_fn(net: SGM) -> dict[str, float]:
-        return generator.evaluate_encoded(valid_set, valid_gold, beam_size=1, precision=cfg.train.precision)
+        metrics = generator.evaluate_encoded(valid_set, valid_gold, beam_size=1, precision=cfg.train.precision)
+        if learned is not None:  # how far this epoch's training order was from frequency order
+            metrics["learned_order_deviation"] = learned.last_deviation
+        return metrics
 
     if run_dir is not None:
         run_dir = Path(run_dir)

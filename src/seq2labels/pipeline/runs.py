@@ -39,7 +39,11 @@ def train_test_save(cfg: RunConfig, out: str | Path | None = None, resume: str |
 def evaluate_file(generator, path: str, fmt: str | None, encoding_errors: str, beam_size: int | None,
                   prefix: str = "", batch_size: int = 256, max_labels: int | None = None) -> dict:
     """Every metric of ``generator`` on a labelled file, with docs/s and the beam size used."""
-    examples = read_examples(path, fmt, encoding_errors=encoding_errors)
+    if getattr(generator, "uses_inputs", False):  # JSON Lines with images / features
+        from seq2labels.pipeline.multimodal import read_inputs_file
+        examples = read_inputs_file(generator.config, path, encoding_errors)
+    else:
+        examples = read_examples(path, fmt, encoding_errors=encoding_errors)
     beam = beam_size or generator.config.decode.beam_size
     started = time.perf_counter()
     metrics = generator.evaluate(examples, beam_size=beam, max_labels=max_labels, batch_size=batch_size)

