@@ -28,7 +28,7 @@ from seq2labels.data.readers import Example
 from seq2labels.decoding import decode
 from seq2labels.decoding.ensemble import EnsembleStepModel
 from seq2labels.errors import ConfigError
-from seq2labels.pipeline.generator import LabelDecoding, LabelGenerator, _check_texts, _split_rows
+from seq2labels.pipeline.generator import LabelDecoding, LabelGenerator, _check_texts, _split_rows, resolve_decoding
 
 __all__ = ["EnsembleGenerator", "load_ensemble"]
 
@@ -76,13 +76,7 @@ class EnsembleGenerator(LabelDecoding):
         Batches are cut by the first member's lengths; every member sees the same documents."""
         from seq2labels.training.precision import autocast
 
-        dec = self.config.decode
-        beam_size = dec.beam_size if beam_size is None else beam_size
-        max_labels = dec.max_labels if max_labels is None else max_labels
-        min_labels = dec.min_labels if min_labels is None else min_labels
-        if beam_size < 1 or max_labels < 1 or not 0 <= min_labels <= max_labels:
-            raise ConfigError(f"decoding needs beam_size >= 1, max_labels >= 1 and 0 <= min_labels <= max_labels; "
-                              f"got beam_size={beam_size}, max_labels={max_labels}, min_labels={min_labels}")
+        beam_size, max_labels, min_labels = resolve_decoding(self.config.decode, beam_size, max_labels, min_labels)
         first = self.members[0]
         precision = first._checked_precision(first.precision if precision is None else precision)
         step_model = EnsembleStepModel([m.model if m.step_model is None else m.step_model for m in self.members],

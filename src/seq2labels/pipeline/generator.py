@@ -276,13 +276,7 @@ class LabelGenerator(LabelDecoding):
         from seq2labels.training.precision import autocast
 
         keep_freed_memory()
-        dec = self.config.decode
-        beam_size = dec.beam_size if beam_size is None else beam_size
-        max_labels = dec.max_labels if max_labels is None else max_labels
-        min_labels = dec.min_labels if min_labels is None else min_labels
-        if beam_size < 1 or max_labels < 1 or not 0 <= min_labels <= max_labels:
-            raise ConfigError(f"decoding needs beam_size >= 1, max_labels >= 1 and 0 <= min_labels <= max_labels; "
-                              f"got beam_size={beam_size}, max_labels={max_labels}, min_labels={min_labels}")
+        beam_size, max_labels, min_labels = resolve_decoding(self.config.decode, beam_size, max_labels, min_labels)
         precision = self._checked_precision(self.precision if precision is None else precision)
         was_training = self.model.training
         self.model.eval()
@@ -318,6 +312,18 @@ class LabelGenerator(LabelDecoding):
         generator.thresholds = parts.get("thresholds")
         return generator
 
+
+
+def resolve_decoding(dec, beam_size: int | None, max_labels: int | None,
+                     min_labels: int | None) -> tuple[int, int, int]:
+    """The decoding settings a call uses: its own where given, else the model's ``decode`` config; checked."""
+    beam_size = dec.beam_size if beam_size is None else beam_size
+    max_labels = dec.max_labels if max_labels is None else max_labels
+    min_labels = dec.min_labels if min_labels is None else min_labels
+    if beam_size < 1 or max_labels < 1 or not 0 <= min_labels <= max_labels:
+        raise ConfigError(f"decoding needs beam_size >= 1, max_labels >= 1 and 0 <= min_labels <= max_labels; "
+                          f"got beam_size={beam_size}, max_labels={max_labels}, min_labels={min_labels}")
+    return beam_size, max_labels, min_labels
 
 def _gold_in_training_order(labels: Sequence[str], label_vocab: LabelVocab) -> list[str]:
     """Gold labels ordered as the model was taught (known ones first, unseen ones after)."""
