@@ -15,6 +15,7 @@ from seq2labels.training.losses import (
     sequence_cross_entropy,
     sequence_focal_loss,
     sequence_loss,
+    step_weights,
 )
 from seq2labels.models.sgm import SGM
 from seq2labels.models.config import SGMConfig
@@ -158,10 +159,25 @@ def test_weighted_cross_entropy_is_the_weighted_mean_over_target_steps():
     lp = masked_log_probs(seed=2)
     targets = torch.tensor([[3, 5, EOS], [EOS, PAD, PAD]])
     w = torch.tensor([0.0, 1.0, 1.0, 2.0, 1.0, 0.5])
-    expected = -(2.0 * lp[0, 0, 3] + 0.5 * lp[0, 1, 5] + lp[0, 2, EOS] + lp[1, 0, EOS]) / (2.0 + 0.5 + 1 + 1)
+    # EOS of row 0 weighs the mean of its labels' weights (2 and 0.5); row 1 has no label: weight[EOS]
+    expected = -(2.0 * lp[0, 0, 3] + 0.5 * lp[0, 1, 5] + 1.25 * lp[0, 2, EOS] + lp[1, 0, EOS]) / (2 + 0.5 + 1.25 + 1)
     torch.testing.assert_close(sequence_loss(lp, targets, "ce", label_weights=w), expected)
     ones = torch.tensor([0.0, 1, 1, 1, 1, 1])
     torch.testing.assert_close(sequence_loss(lp, targets, "ce", label_weights=ones), sequence_cross_entropy(lp, targets))
+
+
+def test_step_weights_tie_each_eos_to_its_own_examples_labels():
+    targets = torch.tensor([[3, 4, EOS, PAD], [5, EOS, PAD, PAD], [EOS, PAD, PAD, PAD]])
+    w = torch.tensor([0.0, 1.0, 1.0, 0.1, 0.3, 4.0])
+    got = step_weights(targets, w)
+    expected = torch.tensor([[0.1, 0.3, 0.2, 0.0], [4.0, 4.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    torch.testing.assert_close(got, expected)
+    # a frequent-label example no longer lets EOS outweigh its label: label and EOS weigh alike
+    assert got[1, 0] == got[1, 1] and got[0, 2] < 1.0
+    lp = masked_log_probs(seed=5, batch=3, steps=4).clone().requires_grad_(True)
+    loss = sequence_cross_entropy(lp, targets, w)                     # PAD steps are -inf there: still finite
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(lp.grad).all() and torch.all(lp.grad[2, 1:] == 0)
 
 
 def test_weighted_bce_weighs_each_label_term():

@@ -1,8 +1,11 @@
 """Losses for label-sequence models, computed from the decoder's teacher-forced outputs.
 
-Class imbalance: ``label_weights`` (V,) weighs each target step by its label (EOS 1), the way
-``F.nll_loss(weight=)`` does: the batch loss is the weighted mean, sum(w_target * loss_step) /
-sum(w_target). :func:`label_weights` builds them from training counts (inverse frequency, or
+Class imbalance: ``label_weights`` (V,) weighs each target step by its label, and an example's
+EOS step by the mean weight of that example's gold labels (:func:`step_weights`); the batch loss
+is the weighted mean, sum(w_step * loss_step) / sum(w_step). Were EOS weighed 1 while frequent
+labels get far less, stopping would outweigh emitting them and recall collapses (measured on
+Reuters-21578 in the issue-15 ablation); tied to its own example's labels, EOS keeps the balance of
+each example, and the weights re-weigh whole examples by how rare their labels are. :func:`label_weights` builds them from training counts (inverse frequency, or
 the effective number of samples of Cui et al., CVPR 2019). ``"focal"`` is the focal loss
 (Lin et al., ICCV 2017) on each step's softmax: -(1 - p_target)^gamma * log p_target, which is
 the cross-entropy at gamma = 0.
@@ -26,9 +29,26 @@ LABEL_WEIGHTS = ("none", "inverse", "effective")
 
 def sequence_cross_entropy(log_probs: Tensor, targets: Tensor, weight: Tensor | None = None) -> Tensor:
     """The SGM paper's loss: mean negative log-likelihood of each gold label and the final EOS
-    (with ``weight`` (V,): the weighted mean, see the module docstring)."""
+    (with ``weight`` (V,): the weighted mean over :func:`step_weights`)."""
     vocab = log_probs.size(-1)
-    return F.nll_loss(log_probs.reshape(-1, vocab), targets.reshape(-1), weight=weight, ignore_index=PAD_ID)
+    if weight is None:
+        return F.nll_loss(log_probs.reshape(-1, vocab), targets.reshape(-1), ignore_index=PAD_ID)
+    nll = -log_probs.gather(2, targets.unsqueeze(2)).squeeze(2)          # (batch, steps)
+    w = step_weights(targets, weight).to(nll.dtype)                      # (batch, steps), 0 on PAD
+    return (w * nll.masked_fill(targets == PAD_ID, 0.0)).sum() / w.sum()
+
+
+def step_weights(targets: Tensor, weight: Tensor) -> Tensor:
+    """(batch, steps) loss weight of each target step: its label's weight, EOS the mean weight
+    of its example's gold labels (``weight[EOS]`` for an example without labels), PAD 0."""
+    weight = weight.to(targets.device)
+    w = weight[targets]                                                  # (batch, steps)
+    is_label = targets >= FIRST_LABEL_ID                                 # (batch, steps)
+    n = is_label.sum(1)                                                  # (batch,)
+    own = (w * is_label).sum(1) / n.clamp(min=1)                         # (batch,)
+    own = torch.where(n > 0, own, weight[EOS_ID])                        # (batch,)
+    w = torch.where(targets == EOS_ID, own.unsqueeze(1), w)              # (batch, steps)
+    return w.masked_fill(targets == PAD_ID, 0.0)
 
 
 def sequence_focal_loss(log_probs: Tensor, targets: Tensor, gamma: float = 2.0,
@@ -42,7 +62,8 @@ def sequence_focal_loss(log_probs: Tensor, targets: Tensor, gamma: float = 2.0,
     lp = log_probs.reshape(-1, vocab).index_select(0, valid).gather(1, gold.unsqueeze(1)).squeeze(1)  # (n,)
     modulation = (1.0 - lp.exp()).clamp(min=0.0).pow(gamma)              # (n,)
     steps = -modulation * lp                                             # (n,)
-    w = weight.to(lp.dtype).index_select(0, gold) if weight is not None else torch.ones_like(lp)  # (n,)
+    w = (step_weights(targets, weight).reshape(-1).index_select(0, valid).to(lp.dtype)
+         if weight is not None else torch.ones_like(lp))                 # (n,)
     return (w * steps).sum() / w.sum()
 
 
@@ -51,8 +72,8 @@ def label_weights(counts: Sequence[int], scheme: str, beta: float = 0.999) -> Te
 
     ``inverse``: 1 / n; ``effective``: (1 - beta) / (1 - beta^n), the inverse effective number
     of samples (beta -> 1 approaches inverse frequency, beta = 0 is uniform). Both are
-    normalised to mean 1 over the labels, so the loss keeps its scale; EOS and BOS get 1, PAD 0
-    (never a target). ``none`` returns None (unweighted). A count below 1 counts as 1.
+    normalised to mean 1 over the labels; EOS and BOS get 1 (an EOS step is weighed by its own
+    example's labels, see :func:`step_weights`), PAD 0 (never a target). ``none`` returns None (unweighted). A count below 1 counts as 1.
     """
     if scheme not in LABEL_WEIGHTS:
         raise ValueError(f"unknown label weights {scheme!r}; choose one of {', '.join(LABEL_WEIGHTS)}")
