@@ -32,7 +32,7 @@ from common import RESULTS, SHARED_DATA, provenance  # noqa: E402
 from seq2labels.data.readers import read_examples  # noqa: E402
 from seq2labels.pipeline.ensemble import EnsembleGenerator  # noqa: E402
 from seq2labels.pipeline.generator import load_model  # noqa: E402
-from seq2labels.pipeline.recipe import split_validation  # noqa: E402
+from seq2labels.pipeline.recipe import split_validation, validation_seed  # noqa: E402
 from seq2labels.pipeline.thresholds import tune_generator  # noqa: E402
 from seq2labels.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from seq2labels.utils.provenance import sha256  # noqa: E402
@@ -51,7 +51,7 @@ def validation_split(generator, folder: Path):
     if "sha256" in files.get("train", {}) and files["train"]["sha256"] != sha256(train_file):
         raise SystemExit(f"{folder}: {train_file} is not the file the model was trained on (sha256 differs)")
     examples = read_examples(str(train_file), cfg.data.format)
-    train, valid = split_validation(examples, cfg.data.valid_fraction, cfg.train.seed)
+    train, valid = split_validation(examples, cfg.data.valid_fraction, validation_seed(cfg))
     counts: dict[str, int] = {}
     for ex in train:
         for label in set(ex.labels):

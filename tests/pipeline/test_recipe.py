@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -14,7 +15,8 @@ from seq2labels.data.readers import Example
 from seq2labels.decoding import beam_decode, decode, greedy_decode
 from seq2labels.errors import DataFormatError
 from seq2labels.pipeline.generator import LabelGenerator, Prediction
-from seq2labels.pipeline.recipe import split_validation, train
+from seq2labels.errors import ConfigError
+from seq2labels.pipeline.recipe import load_training_data, split_validation, train, validation_seed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -225,6 +227,23 @@ def test_split_validation_is_seeded_and_disjoint(sample_examples):
     assert split_validation(examples, 0.2, seed=4)[1] != valid_a
     with pytest.raises(DataFormatError, match="at least 2"):
         split_validation(examples[:1], 0.2, seed=0)
+
+
+def test_split_seed_holds_one_split_out_of_every_ensemble_member(sample_examples, tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"text": ex.text, "labels": list(ex.labels)}) + "\n"
+                            for ex in sample_examples[0][:60]), encoding="utf-8")
+
+    def valid_texts(*overrides):
+        cfg = load_config(None, [f"data.train={path}", "data.valid_fraction=0.2", *overrides])
+        return [ex.text for ex in load_training_data(cfg)[1]]
+    by_seed = {seed: valid_texts(f"train.seed={seed}") for seed in (0, 1)}
+    assert by_seed[0] != by_seed[1]                                   # by default each seed carves its own split
+    shared = [valid_texts(f"train.seed={seed}", "data.split_seed=7") for seed in (0, 1, 2)]
+    assert shared[0] == shared[1] == shared[2] == valid_texts("train.seed=7")
+    assert validation_seed(load_config(None, ["train.seed=3"])) == 3
+    with pytest.raises(ConfigError, match="data.split_seed"):
+        load_config(None, ["data.split_seed=-1"])
 
 
 def test_training_data_without_any_label_is_a_data_error():

@@ -26,6 +26,8 @@ class DataConfig:
     format: str | None = None            # jsonl | tsv | fasttext; None = by extension
     encoding_errors: str = "strict"      # strict | replace
     valid_fraction: float = 0.1          # carved from train (seeded) when no valid file is given
+    split_seed: int | None = None        # seed of that split; None = train.seed. One split_seed for all members
+                                         # of an ensemble holds the same split out of every one of them
     streaming: bool = False              # stream data.train (a file or glob of shards) instead of loading it
     stream_buffer: int = 20000           # streaming: examples per loader worker held to shuffle and bucket
     stream_workers: int = 0              # streaming: DataLoader worker processes reading the shards
@@ -252,6 +254,8 @@ def _check_values(cfg: RunConfig) -> None:
             raise ConfigError(f"{section}.{name}: must be >= {minimum}, got {value!r}")
     if not 0.0 < cfg.data.valid_fraction < 1.0:
         raise ConfigError(f"data.valid_fraction: must be in (0, 1), got {cfg.data.valid_fraction!r}")
+    if cfg.data.split_seed is not None and cfg.data.split_seed < 0:
+        raise ConfigError(f"data.split_seed: must be >= 0, got {cfg.data.split_seed!r}")
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError(f"model.dropout: must be in [0, 1), got {cfg.model.dropout!r}")
     if cfg.text.pretrain_embeddings and cfg.text.word_vectors:

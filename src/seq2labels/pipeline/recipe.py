@@ -49,7 +49,12 @@ def load_training_data(cfg: RunConfig) -> tuple[list[Example], list[Example]]:
     if cfg.data.valid:
         valid = read_data_file(cfg, cfg.data.valid)
         return train, valid
-    return split_validation(train, cfg.data.valid_fraction, cfg.train.seed)
+    return split_validation(train, cfg.data.valid_fraction, validation_seed(cfg))
+
+
+def validation_seed(cfg: RunConfig) -> int:
+    """The seed of the carved validation split: data.split_seed, else train.seed."""
+    return cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
 
 
 def read_data_file(cfg: RunConfig, path: str) -> list[Example]:
@@ -293,7 +298,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
             valid_examples = loaded_valid if valid_examples is None else valid_examples
         elif valid_examples is None:
             train_examples, valid_examples = split_validation(train_examples, cfg.data.valid_fraction,
-                                                              cfg.train.seed)
+                                                              validation_seed(cfg))
         if len(train_examples) == 0:
             raise DataFormatError("the training set is empty")
         source = _in_memory_source(cfg, train_examples)
