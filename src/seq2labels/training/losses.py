@@ -5,10 +5,11 @@ EOS step by the mean weight of that example's gold labels (:func:`step_weights`)
 is the weighted mean, sum(w_step * loss_step) / sum(w_step). Were EOS weighed 1 while frequent
 labels get far less, stopping would outweigh emitting them and recall collapses (measured on
 Reuters-21578 in the issue-15 ablation); tied to its own example's labels, EOS keeps the balance of
-each example, and the weights re-weigh whole examples by how rare their labels are. :func:`label_weights` builds them from training counts (inverse frequency, or
-the effective number of samples of Cui et al., CVPR 2019). ``"focal"`` is the focal loss
-(Lin et al., ICCV 2017) on each step's softmax: -(1 - p_target)^gamma * log p_target, which is
-the cross-entropy at gamma = 0.
+each example, and the weights re-weigh whole examples by how rare their labels are.
+:func:`label_weights` builds them from training counts (inverse frequency, or the effective
+number of samples of Cui et al., CVPR 2019). ``"focal"`` is the focal loss (Lin et al., ICCV
+2017) on each step's softmax: -(1 - p_target)^gamma * log p_target, which is the cross-entropy
+at gamma = 0.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def label_weights(counts: Sequence[int], scheme: str, beta: float = 0.999) -> Te
     ``inverse``: 1 / n; ``effective``: (1 - beta) / (1 - beta^n), the inverse effective number
     of samples (beta -> 1 approaches inverse frequency, beta = 0 is uniform). Both are
     normalised to mean 1 over the labels; EOS and BOS get 1 (an EOS step is weighed by its own
-    example's labels, see :func:`step_weights`), PAD 0 (never a target). ``none`` returns None (unweighted). A count below 1 counts as 1.
+    example's labels, see :func:`step_weights`), PAD 0 (never a target). ``none`` returns None
+    (unweighted). A count below 1 counts as 1.
     """
     if scheme not in LABEL_WEIGHTS:
         raise ValueError(f"unknown label weights {scheme!r}; choose one of {', '.join(LABEL_WEIGHTS)}")
