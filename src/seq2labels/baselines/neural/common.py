@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from seq2labels._version import __version__
 from seq2labels.utils.atomic import _process_umask, atomic_write_json, fsync_dir, swap_in_folder
-from seq2labels.training import TrainerConfig
+from seq2labels.training import Trainer, TrainerConfig
 
 _PREDICT_BATCH = 512
 
@@ -79,6 +79,26 @@ def _trainer_config(est, seed: int) -> TrainerConfig:
     return TrainerConfig(max_epochs=int(est.epochs), patience=int(est.patience), lr=float(est.lr),
                          lr_schedule="none", monitor="micro_f1", mode="max", seed=seed,
                          device=est.device, progress=False)
+
+
+def _bce_loss(net, batch):
+    """Binary cross-entropy of a sigmoid-head network on a batch (inputs..., 0/1 targets)."""
+    import torch.nn.functional as F
+
+    *inputs, y = batch
+    return F.binary_cross_entropy_with_logits(net(*inputs), y)
+
+
+def _fit_network(est, model, seed: int, *, loss_fn, evaluate_fn, make_batches, steps_per_epoch: int) -> None:
+    """Train ``model`` early-stopped on validation micro-F1 (``evaluate_fn``); the best weights
+    become ``est.model_``, with ``history_`` and ``best_epoch_``."""
+    trainer = Trainer(model, _trainer_config(est, seed), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
+                      make_batches=make_batches, steps_per_epoch=steps_per_epoch)
+    result = trainer.fit()
+    model.eval()
+    est.model_ = model
+    est.history_ = result.history
+    est.best_epoch_ = result.best_epoch
 
 
 def _check_common(est) -> None:

@@ -9,24 +9,23 @@ from numbers import Integral
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
 from seq2labels.data.dataset import batch_indices
 from seq2labels.models.mlp import MLPConfig, PerLabelMLP, SigmoidMLP
-from seq2labels.training import Trainer
 from seq2labels.training.seeding import seed_everything
 
 from seq2labels.baselines.base import MultiLabelClassifierBase
 from seq2labels.baselines.neural.common import (
     _PREDICT_BATCH,
     _SaveLoadMixin,
+    _bce_loss,
     _check_common,
     _check_int,
     _check_real,
+    _fit_network,
     _micro_f1,
     _seed_of,
     _split_rows,
-    _trainer_config,
 )
 
 __all__ = ["MLPClassifier"]
@@ -97,21 +96,12 @@ class MLPClassifier(_SaveLoadMixin, MultiLabelClassifierBase):
                 rows = train_rows[idx]
                 yield self._features(X, rows), targets[rows]
 
-        def loss_fn(net, batch):
-            x, y = batch
-            return F.binary_cross_entropy_with_logits(net(x), y)
-
         def evaluate_fn(net):
             scores = self._scores(net, X[valid_rows])
             return _micro_f1(Y[valid_rows], (scores > self.threshold).astype(np.int64))
 
-        trainer = Trainer(model, _trainer_config(self, seed), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
-                          make_batches=make_batches, steps_per_epoch=math.ceil(len(train_rows) / self.batch_size))
-        result = trainer.fit()
-        model.eval()
-        self.model_ = model
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
+        _fit_network(self, model, seed, loss_fn=_bce_loss, evaluate_fn=evaluate_fn, make_batches=make_batches,
+                     steps_per_epoch=math.ceil(len(train_rows) / self.batch_size))
 
     @torch.no_grad()
     def _scores(self, net, X) -> np.ndarray:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from seq2labels.data.dataset import EncodedDataset, batch_indices, collate
 from seq2labels.data.labels import LabelVocab
@@ -19,21 +18,21 @@ from seq2labels.decoding import decode
 from seq2labels.training.losses import sequence_loss
 from seq2labels.models.cnn import KimCNN, KimCNNConfig
 from seq2labels.models.cnn_rnn import CNNRNN, CNNRNNConfig
-from seq2labels.training import Trainer
 from seq2labels.training.seeding import seed_everything
 
 from seq2labels.baselines.base import MultiLabelClassifierBase
 from seq2labels.baselines.neural.common import (
     _PREDICT_BATCH,
     _SaveLoadMixin,
+    _bce_loss,
     _check_common,
     _check_int,
     _check_real,
+    _fit_network,
     _micro_f1,
     _read_json,
     _seed_of,
     _split_rows,
-    _trainer_config,
 )
 
 __all__ = ["KimCNNClassifier", "CNNRNNClassifier"]
@@ -168,21 +167,12 @@ class KimCNNClassifier(_TextClassifierBase):
                 batch = collate(train_set, idx)
                 yield batch.src, batch.src_lengths, targets[batch.index]
 
-        def loss_fn(net, batch):
-            src, lengths, y = batch
-            return F.binary_cross_entropy_with_logits(net(src, lengths), y)
-
         def evaluate_fn(net):
             scores = self._scores(net, valid_ids)
             return _micro_f1(Y[valid_rows], (scores > self.threshold).astype(np.int64))
 
-        trainer = Trainer(model, _trainer_config(self, seed), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
-                          make_batches=make_batches, steps_per_epoch=math.ceil(len(train_set) / self.batch_size))
-        result = trainer.fit()
-        model.eval()
-        self.model_ = model
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
+        _fit_network(self, model, seed, loss_fn=_bce_loss, evaluate_fn=evaluate_fn, make_batches=make_batches,
+                     steps_per_epoch=math.ceil(len(train_set) / self.batch_size))
 
     @torch.no_grad()
     def _scores(self, net, token_ids: list[list[int]]) -> np.ndarray:
@@ -304,13 +294,8 @@ class CNNRNNClassifier(_TextClassifierBase):
             pred, _ = self._decode(net, valid_ids, Y.shape[1], beam_size=1)
             return _micro_f1(Y[valid_rows], pred)
 
-        trainer = Trainer(model, _trainer_config(self, seed), loss_fn=loss_fn, evaluate_fn=evaluate_fn,
-                          make_batches=make_batches, steps_per_epoch=math.ceil(len(train_set) / self.batch_size))
-        result = trainer.fit()
-        model.eval()
-        self.model_ = model
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
+        _fit_network(self, model, seed, loss_fn=loss_fn, evaluate_fn=evaluate_fn, make_batches=make_batches,
+                     steps_per_epoch=math.ceil(len(train_set) / self.batch_size))
 
     @torch.no_grad()
     def _decode(self, net, token_ids: list[list[int]], n_labels: int, beam_size: int
