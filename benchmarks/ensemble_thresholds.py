@@ -15,7 +15,8 @@ documents (the overlap is recorded), so their scores there are optimistic: read 
 validation file of their own (``data.valid``, e.g. GoEmotions' dev split) are tuned on that file, which
 no member trained on.
 
-Writes benchmarks/results/ensemble_<dataset>.{json,md} with command, commit, machine, data checksums.
+Writes benchmarks/results/ensemble_<dataset>.{json,md} (or ``--stem``) with command, commit, machine,
+data checksums.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--stem", help="result file name without extension (default ensemble_<dataset>)")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -132,7 +134,7 @@ def main() -> None:
                       "(the ensemble: member 0's counts); labels unseen in training count as rare",
               "rows": rows, "mean_single": mean_single,
               "provenance": provenance(sorted((SHARED_DATA / args.dataset).glob("*.jsonl.gz")))}
-    out = RESULTS / f"ensemble_{args.dataset}"
+    out = RESULTS / (args.stem or f"ensemble_{args.dataset}")
     atomic_write_json(out.with_suffix(".json"), record)
     atomic_write_text(out.with_suffix(".md"), to_markdown(record))
     print(to_markdown(record))
