@@ -143,3 +143,14 @@ def test_seed_selection_is_checked(seeded_spec_file, spec_file, tmp_path):
     with pytest.raises(ConfigError, match="distinct integers"):
         parse_spec({"base": "b", "data": {"train": "a", "test": "b"}, "variants": [{"name": "x"}], "seeds": [1, 1]},
                    tmp_path / "spec.yaml")
+
+
+def test_rows_from_different_cpus_get_a_note_naming_them():
+    from seq2labels.experiments.ablation import cpu_note
+    rows = [{"variant": "full", "kind": "sgm", "cpus": ["Intel Xeon"]},
+            {"variant": "hungarian", "kind": "sgm", "cpus": ["AMD EPYC"]},
+            {"variant": "BR", "kind": "peer"}]
+    note = cpu_note(rows)
+    assert note.startswith("Note: these runs trained on 2 CPU models")
+    assert "AMD EPYC: hungarian" in note and "Intel Xeon: full" in note
+    assert cpu_note([{**rows[0]}, {**rows[1], "cpus": ["Intel Xeon"]}]) is None

@@ -289,7 +289,22 @@ def _variant_row(variant: Variant, records: list[dict], decode: str, names: list
     row["train_seconds"] = statistics.fmean(r["train_seconds"] for r in records)
     row["best_epoch"] = "/".join(str(r["best_epoch"]) for r in records)
     row["result"] = ", ".join(names)
+    row["cpus"] = sorted({r.get("machine", {}).get("cpu", "unknown") for r in records})
     return row
+
+
+def cpu_note(rows: list[dict]) -> str | None:
+    """A warning when the variants trained on different CPU models: a seed reproduces a run bit for bit
+    only on the same CPU kind and torch build (the kernels differ), so such rows differ by more than
+    the code does."""
+    cpus = sorted({cpu for r in rows if r["kind"] == "sgm" for cpu in r.get("cpus", ())})
+    if len(cpus) < 2:
+        return None
+    per_cpu = "; ".join(f"{cpu}: {', '.join(r['variant'] for r in rows if cpu in r.get('cpus', ()))}"
+                        for cpu in cpus)
+    return (f"Note: these runs trained on {len(cpus)} CPU models ({per_cpu}). Seeded training is bit-for-bit "
+            "reproducible on one CPU kind and torch build, not across them: rows from different CPUs also differ "
+            "by the kernels' rounding, which over a full run changes the model about as much as another seed.")
 
 
 def _peer_rows(peers: dict) -> list[dict]:
@@ -338,6 +353,9 @@ def table_markdown(spec: AblationSpec, rows: list[dict]) -> str:
     missing = [v.name for v in spec.variants if v.name not in done]
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
+    note = cpu_note(rows)
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 

