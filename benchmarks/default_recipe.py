@@ -178,7 +178,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     mode, name, train_docs, test_docs, files = PARTS[args.data]()
     part = measure(name, train_docs, test_docs, CANDIDATES, args.seeds, files)
-    record = {"mode": mode, "about": __doc__.split("\n\n")[2].replace("\n", " "),
+    paragraphs = [p.replace("\n", " ") for p in __doc__.split("\n\n")]
+    about = paragraphs[2] if args.data == "aapd" else f"{paragraphs[3]} The rows, as on AAPD: {paragraphs[2]}"
+    record = {"mode": mode, "about": about,
               "seeds": args.seeds, "parts": [part], **provenance(files)}
     stem = "default_recipe_aapd" if args.data == "aapd" else f"default_recipe_{args.data}"
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -21,13 +21,17 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# result files that benchmark runs write into the checkout: a change there is output, not a code change
+RESULTS_PATHSPEC = ":(exclude)benchmarks/results"
+
+
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """HEAD of the checkout, with '-dirty' when tracked files differ from it."""
+    """HEAD of the checkout, with '-dirty' when tracked files other than benchmark results differ from it."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                RESULTS_PATHSPEC], cwd=root, capture_output=True, text=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
