@@ -182,7 +182,7 @@ def main() -> None:
     about = paragraphs[2] if args.data == "aapd" else f"{paragraphs[3]} The rows, as on AAPD: {paragraphs[2]}"
     record = {"mode": mode, "about": about,
               "seeds": args.seeds, "parts": [part], **provenance(files)}
-    stem = "default_recipe_aapd" if args.data == "aapd" else f"default_recipe_{args.data}"
+    stem = f"default_recipe_{args.data}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / f"{stem}.json", record)
     atomic_write_text(RESULTS / f"{stem}.md", markdown(record))

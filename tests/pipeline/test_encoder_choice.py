@@ -3,7 +3,6 @@ the encoder, keys of one encoder family pin it, and the run's saved config names
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 
@@ -12,10 +11,11 @@ import pytest
 from seq2labels.errors import ConfigError
 from seq2labels.pipeline import encoder_choice
 from seq2labels.pipeline.config import load_config
-from seq2labels.pipeline.encoder_choice import PRETRAINED_BELOW, choose_encoder, resolve_auto_encoder
-from seq2labels.utils.hf import MINILM_MODULE, MINILM_PACKAGE, transformer_extra_available
+from seq2labels.pipeline.encoder_choice import (PRETRAINED_BELOW, choose_encoder, reference_encoder_installed,
+                                                resolve_auto_encoder)
+from seq2labels.utils.hf import MINILM_PACKAGE
 
-REFERENCE_INSTALLED = transformer_extra_available() and importlib.util.find_spec(MINILM_MODULE) is not None
+REFERENCE_INSTALLED = reference_encoder_installed()  # read before any test patches it
 
 
 @pytest.fixture

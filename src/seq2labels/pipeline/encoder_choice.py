@@ -34,8 +34,7 @@ TRANSFORMER_MODEL_KEYS = ("pretrained", "encoder_mode", "finetune_layers", "enco
 
 def keys_changed(section: object, default: object, names: tuple[str, ...], prefix: str) -> list[str]:
     """``prefix.name`` for each of ``names`` whose value in ``section`` is not its default."""
-    return [f"{prefix}.{name}" for name in names
-            if hasattr(default, name) and getattr(section, name) != getattr(default, name)]
+    return [f"{prefix}.{name}" for name in names if getattr(section, name) != getattr(default, name)]
 
 
 def rnn_keys_set(cfg: RunConfig) -> list[str]:
