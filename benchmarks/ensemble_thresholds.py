@@ -70,15 +70,23 @@ def evaluate(generator, test, beam: int) -> dict:
     return metrics
 
 
-def rows_for(name: str, generator, valid, test, beam: int, note: str = "") -> list[dict]:
-    """The model without and with thresholds tuned on ``valid``."""
+def rows_for(name: str, generator, valid, test, beam: int, objectives: list[str], note: str = "") -> list[dict]:
+    """The model without thresholds, then with thresholds tuned on ``valid`` for each objective."""
     generator.thresholds, generator.use_thresholds = None, False
-    plain = evaluate(generator, test, beam)
-    generator.thresholds = tune_generator(generator, valid, beam_size=beam)
-    generator.use_thresholds = True
-    tuned = evaluate(generator, test, beam)
-    count = generator.thresholds.tuned_count
-    return [_row(name, "off", plain, 0, len(valid), note), _row(name, "tuned", tuned, count, len(valid), note)]
+    rows = [_row(name, "off", evaluate(generator, test, beam), 0, len(valid), note)]
+    for objective in objectives:
+        generator.thresholds = tune_generator(generator, valid, beam_size=beam, objective=objective)
+        generator.use_thresholds = True
+        tuned = evaluate(generator, test, beam)
+        rows.append(_row(name, _tuned_name(objective, objectives), tuned, generator.thresholds.tuned_count,
+                         len(valid), note))
+        generator.thresholds, generator.use_thresholds = None, False
+    return rows
+
+
+def _tuned_name(objective: str, objectives: list[str]) -> str:
+    """"tuned" when only the per-label objective ran (the name older result files use)."""
+    return "tuned" if objectives == ["macro_f1"] else f"tuned for {objective}"
 
 
 def _row(name: str, thresholds: str, metrics: dict, tuned: int, valid_docs: int, note: str) -> dict:
@@ -95,6 +103,8 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--stem", help="result file name without extension (default ensemble_<dataset>)")
+    parser.add_argument("--objectives", nargs="+", choices=["macro_f1", "micro_f1"], default=["macro_f1"],
+                        help="threshold objectives to tune and report, one row each (default macro_f1)")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -110,8 +120,8 @@ def main() -> None:
         members.append(generator)
         splits.append(valid)
         seen.append(train_texts)
-        rows += rows_for(f"seed {seed}", generator, valid, test, args.beam_size)
-        print(rows[-2], rows[-1], sep="\n", flush=True)
+        rows += rows_for(f"seed {seed}", generator, valid, test, args.beam_size, args.objectives)
+        print(*rows[-1 - len(args.objectives):], sep="\n", flush=True)
     overlap = [sum(ex.text in texts for ex in splits[0]) / len(splits[0]) for texts in seen[1:] if texts is not None]
     if overlap:
         note = (f"thresholds tuned on seed {args.seeds[0]}'s validation split; "
@@ -119,12 +129,15 @@ def main() -> None:
     else:  # a validation file of its own: every member early-stopped on it, none trained on it
         note = "thresholds tuned on the validation file, which every member held out (none trained on it)"
     ensemble = EnsembleGenerator(members)
-    rows += rows_for(f"ensemble of {len(members)}", ensemble, splits[0], test, args.beam_size, note)
-    print(rows[-2], rows[-1], sep="\n", flush=True)
+    rows += rows_for(f"ensemble of {len(members)}", ensemble, splits[0], test, args.beam_size, args.objectives, note)
+    print(*rows[-1 - len(args.objectives):], sep="\n", flush=True)
 
-    singles = {t: [r for r in rows if r["model"].startswith("seed") and r["thresholds"] == t] for t in ("off", "tuned")}
+    kinds = ["off", *(_tuned_name(o, args.objectives) for o in args.objectives)]
+    singles = {t: [r for r in rows if r["model"].startswith("seed") and r["thresholds"] == t] for t in kinds}
     mean_single = {t: {m: statistics.fmean(r[m] for r in rs) for m in METRICS if all(r[m] is not None for r in rs)}
                    for t, rs in singles.items()}
+    std_single = {t: {m: statistics.stdev(r[m] for r in rs) for m in ("micro_f1", "macro_f1")}
+                  for t, rs in singles.items() if len(rs) > 1}
     record = {"benchmark": "ensemble_thresholds", "dataset": args.dataset, "beam_size": args.beam_size,
               "models": [str(f) for f in folders], "seeds": args.seeds,
               "ensemble_labels": len(ensemble.label_vocab.labels),
@@ -132,7 +145,7 @@ def main() -> None:
               "score": "per-label score = max step probability along the decoded beam path (label_scores)",
               "rare": "rare_macro_f1: macro-F1 over labels with < 50 training documents of that model "
                       "(the ensemble: member 0's counts); labels unseen in training count as rare",
-              "rows": rows, "mean_single": mean_single,
+              "objectives": args.objectives, "rows": rows, "mean_single": mean_single, "std_single": std_single,
               "provenance": provenance(sorted((SHARED_DATA / args.dataset).glob("*.jsonl.gz")))}
     out = RESULTS / (args.stem or f"ensemble_{args.dataset}")
     atomic_write_json(out.with_suffix(".json"), record)
@@ -144,6 +157,10 @@ def _f(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _pm(std) -> str:
+    return "" if std is None else f" ± {std:.4f}"
+
+
 def to_markdown(r: dict) -> str:
     p = r["provenance"]
     lines = [f"# Ensembles and per-label thresholds: {r['dataset']}, beam {r['beam_size']}", "",
@@ -151,7 +168,9 @@ def to_markdown(r: dict) -> str:
              + f" ({', '.join(map(str, r['member_labels']))} labels; the ensemble decodes their union of "
              f"{r['ensemble_labels']}). {r['score']}; thresholds tuned per label on the validation split "
              "(labels with < 3 validation positives, or whose best threshold does not beat the decoded set, "
-             f"keep the decoded decision). {r['rare']}.", "",
+             f"keep the decoded decision). Objective{'s' if len(r.get('objectives', [])) > 1 else ''}: "
+             f"{', '.join(r.get('objectives', ['macro_f1']))} (macro_f1: each label's own F1; micro_f1: the "
+             f"pooled F1 of all labels, tuned label by label in sweeps). {r['rare']}.", "",
              "| model | thresholds | micro-F1 | macro-F1 | rare macro-F1 (labels) | example-F1 | micro-P | micro-R "
              "| tuned labels | valid docs | eval s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
@@ -160,7 +179,9 @@ def to_markdown(r: dict) -> str:
                      f"| {_f(row['micro_precision'])} | {_f(row['micro_recall'])} | {row['tuned_labels']} "
                      f"| {row['valid_docs']} | {row['seconds']:.1f} |")
     for t, stats in r["mean_single"].items():
-        lines.append(f"| mean of single models | {t} | {_f(stats.get('micro_f1'))} | {_f(stats.get('macro_f1'))} "
+        spread = r.get("std_single", {}).get(t, {})
+        lines.append(f"| mean of single models | {t} | {_f(stats.get('micro_f1'))}{_pm(spread.get('micro_f1'))} "
+                     f"| {_f(stats.get('macro_f1'))}{_pm(spread.get('macro_f1'))} "
                      f"| {_f(stats.get('rare_macro_f1'))} | {_f(stats.get('example_f1'))} "
                      f"| {_f(stats.get('micro_precision'))} | {_f(stats.get('micro_recall'))} | | | |")
     notes = sorted({row["note"] for row in r["rows"] if row["note"]})

@@ -139,3 +139,52 @@ def test_training_option_tunes_on_the_validation_split(tiny_cfg, train_tiny, sin
 def test_rare_macro_f1_comes_with_the_training_counts(tiny):
     metrics = tiny.generator.evaluate(tiny.test_examples)
     assert metrics["rare_label_count"] > 0 and 0.0 <= metrics["rare_macro_f1"] <= metrics["macro_f1"] + 1.0
+
+
+def test_the_objective_is_recorded_loaded_and_checked(tiny, tuned, with_thresholds, tmp_path, single_thread):
+    with single_thread():
+        pooled = tune_generator(tiny.generator, tiny.test_examples, beam_size=2, objective="micro_f1")
+    assert tuned.objective == "macro_f1" and pooled.objective == "micro_f1"
+    with_thresholds.thresholds = pooled
+    folder = with_thresholds.save(tmp_path / "model")
+    path = folder / THRESHOLDS_FILE
+    data = json.loads(path.read_text())
+    assert data["objective"] == "micro_f1"
+    loaded = load_model(folder)
+    assert loaded.thresholds.objective == "micro_f1"
+    np.testing.assert_allclose(loaded.thresholds.values, pooled.values, atol=1e-8)
+    del data["objective"]                                             # a file from before the field
+    path.write_text(json.dumps(data))
+    assert load_model(folder).thresholds.objective == "macro_f1"
+    data["objective"] = "accuracy"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError, match=r"thresholds.json: field 'objective' must be one of"):
+        load_model(folder)
+
+
+def test_pooled_objective_never_lowers_micro_f1_on_the_tuning_data(tiny, single_thread):
+    """Coordinate ascent starts from the decoded sets, so pooled F1 on the tuning data cannot fall
+    (beyond what the label cap and the one-label floor change, which this sample does not hit)."""
+    generator = tiny.generator
+    with single_thread():
+        pooled = tune_generator(generator, tiny.test_examples, beam_size=2, objective="micro_f1")
+        generator.use_thresholds = False
+        before = generator.evaluate(tiny.test_examples, beam_size=2)["micro_f1"]
+        generator.thresholds, generator.use_thresholds = pooled, True
+        try:
+            after = generator.evaluate(tiny.test_examples, beam_size=2)["micro_f1"]
+        finally:
+            generator.thresholds = None
+    assert pooled.tuned_count > 0 and after >= before
+
+
+def test_objective_without_tuning_is_a_config_error():
+    from seq2labels.errors import ConfigError
+    from seq2labels.pipeline.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="decode.threshold_objective is 'micro_f1' but decode.tune_thresholds"):
+        config_from_dict({"decode": {"threshold_objective": "micro_f1"}})
+    cfg = config_from_dict({"decode": {"threshold_objective": "micro_f1", "tune_thresholds": True}})
+    assert cfg.decode.threshold_objective == "micro_f1"
+    with pytest.raises(ConfigError, match="decode.threshold_objective: must be one of"):
+        config_from_dict({"decode": {"threshold_objective": "f2", "tune_thresholds": True}})

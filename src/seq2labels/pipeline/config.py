@@ -128,6 +128,7 @@ class DecodeConfig:
     precision: str = "fp32"              # fp32 | bf16 | fp16: autocast while predicting (see seq2labels.training.precision)
     thresholds: bool = True              # apply the model folder's thresholds.json when it has one
     tune_thresholds: bool = False        # after training, tune per-label thresholds on the validation split
+    threshold_objective: str = "macro_f1"  # macro_f1: each label's own F1 | micro_f1: the pooled F1
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ _CHOICES = {
     ("train", "label_weights"): ("none", "inverse", "effective"),
     ("train", "precision"): ("fp32", "bf16", "fp16"),
     ("decode", "precision"): ("fp32", "bf16", "fp16"),
+    ("decode", "threshold_objective"): ("macro_f1", "micro_f1"),
 }
 _MINIMUMS = {
     ("data", "stream_buffer"): 1, ("data", "stream_workers"): 0,
@@ -267,6 +269,9 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError("train.precision: fp16 autocast is a GPU mode (on the CPU it is slow); use bf16 on the CPU")
     _check_encoder(cfg)
     _check_order_and_imbalance(cfg)
+    if cfg.decode.threshold_objective != "macro_f1" and not cfg.decode.tune_thresholds:
+        raise ConfigError(f"decode.threshold_objective is {cfg.decode.threshold_objective!r} but "
+                          "decode.tune_thresholds is false: set decode.tune_thresholds: true")
     if cfg.decode.min_labels > cfg.decode.max_labels:
         raise ConfigError(f"decode.min_labels ({cfg.decode.min_labels}) must be <= decode.max_labels "
                           f"({cfg.decode.max_labels})")

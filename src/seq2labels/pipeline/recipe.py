@@ -360,7 +360,8 @@ def _tune_thresholds(generator: LabelGenerator, valid_examples: Sequence[Example
     """``decode.tune_thresholds``: per-label thresholds on the validation split, saved with the model."""
     from seq2labels.pipeline.thresholds import tune_generator
 
-    generator.thresholds = tune_generator(generator, valid_examples)
-    log.info("tuned thresholds for %d of %d labels on %d validation docs (beam %d)",
+    objective = generator.config.decode.threshold_objective
+    generator.thresholds = tune_generator(generator, valid_examples, objective=objective)
+    log.info("tuned thresholds (%s) for %d of %d labels on %d validation docs (beam %d)", objective,
              generator.thresholds.tuned_count, generator.label_vocab.num_labels, len(valid_examples),
              generator.thresholds.beam_size)

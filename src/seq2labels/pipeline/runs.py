@@ -58,7 +58,8 @@ def evaluate_file(generator, path: str, fmt: str | None, encoding_errors: str, b
 
 def tune_model_folder(model_dir: str | Path, data: str | Path, *, fmt: str | None = None,
                       encoding_errors: str = "strict", beam_size: int | None = None,
-                      min_positives: int = 3, batch_size: int = 256, device: str = "cpu") -> dict:
+                      min_positives: int = 3, batch_size: int = 256, device: str = "cpu",
+                      objective: str = "macro_f1") -> dict:
     """``seq2labels tune-thresholds``: tune on a labelled file, write MODEL/thresholds.json, and
     return what changed on that file (metrics before and after, counts)."""
     from seq2labels.pipeline.generator import load_model
@@ -67,7 +68,7 @@ def tune_model_folder(model_dir: str | Path, data: str | Path, *, fmt: str | Non
     generator = load_model(model_dir, device=device)
     examples = read_examples(str(data), fmt, encoding_errors=encoding_errors)
     thresholds = tune_generator(generator, examples, beam_size=beam_size, min_positives=min_positives,
-                                batch_size=batch_size)
+                                batch_size=batch_size, objective=objective)
     generator.thresholds, generator.use_thresholds = None, False
     before = generator.evaluate(examples, beam_size=thresholds.beam_size, batch_size=batch_size)
     generator.thresholds, generator.use_thresholds = thresholds, True
@@ -75,4 +76,5 @@ def tune_model_folder(model_dir: str | Path, data: str | Path, *, fmt: str | Non
     path = write_thresholds(model_dir, thresholds)
     return {"path": str(path), "tuned_labels": thresholds.tuned_count, "labels": len(thresholds.labels),
             "validation_docs": thresholds.validation_docs, "beam_size": thresholds.beam_size,
+            "objective": thresholds.objective,
             "before": before, "after": after}

@@ -11,7 +11,8 @@ belief at the moments it was choosing.
 emitted label below it is dropped, a missed label above it is added after the decoded ones,
 by score). A label without one (``null``: fewer than 3 validation positives, or its best
 threshold did not beat the decoded set on validation) keeps the decoded decision. See
-:mod:`seq2labels.evaluation.thresholds` for the tuning itself.
+:mod:`seq2labels.evaluation.thresholds` for the tuning itself and its two objectives
+(``macro_f1``: each label's own F1; ``micro_f1``: the pooled F1), recorded as ``objective``.
 
 ``thresholds.json`` sits in the model folder; :meth:`LabelGenerator.load` reads it and
 predict/evaluate/serve apply it unless switched off (``--no-thresholds``, ``decode.thresholds: false``).
@@ -30,7 +31,7 @@ import numpy as np
 from seq2labels.data.readers import Example
 from seq2labels.data.validation import check_examples
 from seq2labels.errors import ModelFormatError
-from seq2labels.evaluation.thresholds import MIN_POSITIVES, tune_thresholds
+from seq2labels.evaluation.thresholds import MIN_POSITIVES, OBJECTIVES, tune_thresholds
 from seq2labels.utils.atomic import atomic_write_json
 
 THRESHOLDS_FILE = "thresholds.json"
@@ -52,6 +53,7 @@ class LabelThresholds:
     beam_size: int              # the beam the scores were tuned with
     min_positives: int = MIN_POSITIVES
     validation_docs: int = 0
+    objective: str = "macro_f1"  # what tuning maximised on validation (see evaluation.thresholds)
 
     @property
     def tuned_count(self) -> int:
@@ -59,7 +61,7 @@ class LabelThresholds:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "score": SCORE,
-                "beam_size": self.beam_size, "min_positives": self.min_positives,
+                "beam_size": self.beam_size, "objective": self.objective, "min_positives": self.min_positives,
                 "validation_docs": self.validation_docs, "tuned_labels": self.tuned_count,
                 "thresholds": {label: None if math.isnan(v) else round(float(v), 9)
                                for label, v in zip(self.labels, self.values.tolist())}}
@@ -91,8 +93,12 @@ class LabelThresholds:
         beam = data.get("beam_size", 1)
         if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
             raise ModelFormatError(f"{where}: field 'beam_size' must be an integer >= 1, got {beam!r}")
+        objective = data.get("objective", "macro_f1")  # files written before the field: per-label F1
+        if objective not in OBJECTIVES:
+            raise ModelFormatError(f"{where}: field 'objective' must be one of {', '.join(OBJECTIVES)}, "
+                                   f"got {objective!r}")
         return cls(list(labels), values, beam, int(data.get("min_positives", MIN_POSITIVES)),
-                   int(data.get("validation_docs", 0)))
+                   int(data.get("validation_docs", 0)), objective)
 
 
 def read_thresholds(folder: str | Path, labels: Sequence[str]) -> LabelThresholds | None:
@@ -117,9 +123,11 @@ def write_thresholds(folder: str | Path, thresholds: LabelThresholds) -> Path:
 # ---- tuning ----------------------------------------------------------------------------
 
 def tune_generator(generator, examples: Sequence[Example], *, beam_size: int | None = None,
-                   min_positives: int = MIN_POSITIVES, batch_size: int = 256) -> LabelThresholds:
+                   min_positives: int = MIN_POSITIVES, batch_size: int = 256,
+                   objective: str = "macro_f1") -> LabelThresholds:
     """Tune one threshold per label of ``generator`` (a LabelGenerator or EnsembleGenerator) on
-    labelled ``examples`` decoded with ``beam_size`` (default: the model's); the generator's own
+    labelled ``examples`` decoded with ``beam_size`` (default: the model's), maximising
+    ``objective`` (macro_f1: each label's F1; micro_f1: the pooled F1); the generator's own
     thresholds play no part. Returns them; set ``generator.thresholds`` to use them."""
     examples = check_examples(examples)
     beam = beam_size or generator.config.decode.beam_size
@@ -129,8 +137,8 @@ def tune_generator(generator, examples: Sequence[Example], *, beam_size: int | N
     decided = _indicator([[i - FIRST_LABEL_ID for i in row["ids"]] for row in rows], len(labels))
     index = {label: j for j, label in enumerate(labels)}
     gold = _indicator([[index[lab] for lab in ex.labels if lab in index] for ex in examples], len(labels))
-    values = tune_thresholds(scores, decided, gold, min_positives=min_positives)
-    return LabelThresholds(labels, values, beam, min_positives, len(examples))
+    values = tune_thresholds(scores, decided, gold, min_positives=min_positives, objective=objective)
+    return LabelThresholds(labels, values, beam, min_positives, len(examples), objective)
 
 
 def _indicator(columns: list[list[int]], width: int) -> np.ndarray:

@@ -116,6 +116,21 @@ def test_tune_thresholds_then_predict_evaluate_apply_them_unless_switched_off(fo
     assert on_m["micro_f1"] != off_m["micro_f1"]
 
 
+def test_tune_thresholds_objective_flag(folders, tmp_path):
+    import shutil
+
+    model = shutil.copytree(folders["a"], tmp_path / "m")
+    code, stdout, err = run_main(["tune-thresholds", model, folders["valid"], "--beam-size", 2,
+                                  "--objective", "micro_f1", "-q"])
+    assert code == 0, err
+    assert "(micro_f1," in stdout
+    assert json.loads((model / "thresholds.json").read_text())["objective"] == "micro_f1"
+    assert load_model(model).thresholds.objective == "micro_f1"
+    with pytest.raises(SystemExit) as exited:                         # argparse: usage error, exit 2
+        run_main(["tune-thresholds", model, folders["valid"], "--objective", "f2", "-q"])
+    assert exited.value.code == 2
+
+
 def test_serve_applies_the_thresholds(folders, tmp_path, tiny):
     pytest.importorskip("fastapi")
     pytest.importorskip("httpx")

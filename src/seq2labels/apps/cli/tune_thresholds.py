@@ -13,7 +13,8 @@ def add_parser(sub, common) -> None:
                        help="tune per-label thresholds on validation data into MODEL/thresholds.json",
                        description="Decodes the labelled validation file, then picks for each label the threshold "
                                    "on its score (the highest probability it got along the decoded path) that "
-                                   "maximises its F1 there; labels with fewer than --min-positives positives, or "
+                                   "maximises its F1 there (--objective macro_f1), or the F1 of all labels' "
+                                   "decisions pooled (--objective micro_f1); labels with fewer than --min-positives positives, or "
                                    "whose best threshold does not beat the decoded set, keep the decoded decision. "
                                    "predict/evaluate/serve apply the file unless --no-thresholds.")
     p.add_argument("model", help="model folder (thresholds.json is written into it)")
@@ -23,6 +24,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--beam-size", type=int, help="beam to decode with (default: the model's); use the one you predict with")
     p.add_argument("--min-positives", type=int, default=3,
                    help="validation positives a label needs to get its own threshold (default 3)")
+    p.add_argument("--objective", choices=["macro_f1", "micro_f1"], default="macro_f1",
+                   help="macro_f1: each label's own F1 (helps rare labels); micro_f1: the pooled F1 of all "
+                        "decisions (default macro_f1)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
@@ -37,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
 
     summary = tune_model_folder(args.model, args.data, fmt=args.format, encoding_errors=args.encoding_errors,
                                 beam_size=args.beam_size, min_positives=args.min_positives,
-                                batch_size=args.batch_size, device=args.device)
+                                batch_size=args.batch_size, device=args.device, objective=args.objective)
     print(f"wrote {summary['path']}: thresholds for {summary['tuned_labels']} of {summary['labels']} labels "
-          f"({summary['validation_docs']} validation docs, beam {summary['beam_size']}); on that data "
+          f"({summary['objective']}, {summary['validation_docs']} validation docs, beam {summary['beam_size']}); "
+          f"on that data "
           f"micro-F1 {summary['before']['micro_f1']:.4f} -> {summary['after']['micro_f1']:.4f}, "
           f"macro-F1 {summary['before']['macro_f1']:.4f} -> {summary['after']['macro_f1']:.4f}")
     return 0
