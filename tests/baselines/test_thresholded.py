@@ -42,3 +42,21 @@ def test_refit_uses_every_row_and_clone_keeps_params():
     full = BinaryRelevance(LogisticRegression()).fit(X, Y)
     np.testing.assert_allclose(est.decision_function(X), full.predict_proba(X))
     assert clone(est).get_params()["valid_fraction"] == 0.2
+
+
+def test_objective_is_passed_to_the_tuning_and_checked():
+    import pytest
+
+    X, Y = _data(3)
+    base = BinaryRelevance(LogisticRegression())
+    est = ValidationThresholds(base, valid_fraction=0.3, random_state=1, refit=False, objective="micro_f1").fit(X, Y)
+    order = np.random.default_rng(1).permutation(300)
+    valid, train = np.sort(order[:90]), np.sort(order[90:])
+    model = clone(base).fit(X[train], Y[train])
+    expected = tune_thresholds(model.predict_proba(X[valid]), model.predict(X[valid]).astype(bool),
+                               Y[valid].astype(bool), objective="micro_f1")
+    np.testing.assert_array_equal(np.isnan(est.thresholds_), np.isnan(expected))
+    np.testing.assert_allclose(est.thresholds_[~np.isnan(expected)], expected[~np.isnan(expected)])
+    assert clone(est).objective == "micro_f1"
+    with pytest.raises(ValueError, match="objective must be one of"):
+        ValidationThresholds(base, objective="f2").fit(X, Y)

@@ -321,9 +321,14 @@ def test_thresholds_option_wraps_the_method_and_is_checked():
     assert methods[0]["thresholds"] is True and methods[1]["thresholds"] is False
     assert isinstance(build_estimator(methods[0], text=True, tfidf=config["tfidf"]), ValidationThresholds)
     assert not isinstance(build_estimator(methods[1], text=True, tfidf=config["tfidf"]), ValidationThresholds)
-    config["methods"][0]["thresholds"] = "yes"
-    with pytest.raises(ConfigError, match=r"methods\[0\].thresholds"):
-        validate_config(config)
+    assert build_estimator(methods[0], text=True, tfidf=config["tfidf"]).objective == "macro_f1"
+    config["methods"][0]["thresholds"] = "micro_f1"
+    _, methods = validate_config(config)
+    assert build_estimator(methods[0], text=True, tfidf=config["tfidf"]).objective == "micro_f1"
+    for bad in ("yes", 1):
+        config["methods"][0]["thresholds"] = bad
+        with pytest.raises(ConfigError, match=r"methods\[0\].thresholds: must be true, false, macro_f1 or micro_f1"):
+            validate_config(config)
 
 
 def test_thresholded_baseline_fits_and_predicts_on_texts():

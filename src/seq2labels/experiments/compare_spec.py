@@ -58,6 +58,7 @@ TOP_KEYS = {"name", "data", "datasets", "split", "cv", "tfidf", "fallback_top1",
 TEXT_DATA_KEYS = {"train", "test", "format", "encoding_errors"}
 TABULAR_DATA_KEYS = {"arff", "train_arff", "test_arff", "xml", "n_labels"}
 METHOD_KEYS = {"name", "label", "params", "tfidf", "thresholds"}  # thresholds: per-label, tuned on 10% of train
+THRESHOLD_CHOICES = (False, True, "macro_f1", "micro_f1")  # true = macro_f1 (each label's own F1)
 CV_KEYS = {"n_splits", "n_repeats", "random_state"}
 TFIDF_DEFAULTS = {"sublinear_tf": True, "min_df": 2, "ngram_range": (1, 1)}
 
@@ -135,8 +136,9 @@ def _method_specs(config: dict) -> list[dict]:
         if not isinstance(tfidf, dict):
             raise ConfigError(f"methods[{i}].tfidf: must be a mapping of TfidfVectorizer options")
         thresholds = m.get("thresholds", False)
-        if not isinstance(thresholds, bool):
-            raise ConfigError(f"methods[{i}].thresholds: must be true or false, got {thresholds!r}")
+        if not any(thresholds is c or (isinstance(c, str) and thresholds == c) for c in THRESHOLD_CHOICES):
+            raise ConfigError(f"methods[{i}].thresholds: must be true, false, macro_f1 or micro_f1 (the "
+                              f"objective; true = macro_f1), got {thresholds!r}")
         specs.append({"name": m["name"], "label": str(m.get("label") or m["name"]), "params": dict(params),
                       "tfidf": dict(tfidf), "thresholds": thresholds})
     return specs
@@ -233,5 +235,6 @@ def build_estimator(spec: dict, text: bool, tfidf: dict | None = None, scale: st
     if spec.get("thresholds"):  # per-label thresholds tuned on a seeded 10% of the training rows, as SGM's
         from seq2labels.baselines.thresholded import ValidationThresholds
 
-        est = ValidationThresholds(est)
+        objective = spec["thresholds"] if isinstance(spec["thresholds"], str) else "macro_f1"
+        est = ValidationThresholds(est, objective=objective)
     return est
