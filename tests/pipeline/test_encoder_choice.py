@@ -75,6 +75,16 @@ def test_resolving_writes_a_plain_encoder_and_the_reference_model(installed, cap
     assert resolve_auto_encoder(auto(), 50_000).model.pretrained is None
 
 
+def test_a_long_max_len_is_read_as_windows_by_the_reference_encoder(installed, caplog):
+    installed(True)
+    with caplog.at_level(logging.INFO, logger="seq2labels.pipeline.encoder_choice"):
+        resolved = resolve_auto_encoder(auto("text.max_len=1000"), 900)
+    assert (resolved.model.encoder, resolved.model.long_text, resolved.text.max_len) == ("transformer", "windows", 1000)
+    assert "model.long_text: windows" in caplog.text
+    assert resolve_auto_encoder(auto("text.max_len=510"), 900).model.long_text == "head"
+    assert resolve_auto_encoder(auto("text.max_len=1000"), 50_000).model.long_text == "head"  # the bi-LSTM
+
+
 def test_a_resolved_choice_is_checked_as_that_encoder(installed):
     installed(True)  # label names need the pretrained encoder; bag_of_words pins the rnn: a clear error
     with pytest.raises(ConfigError, match="model.bag_of_words and model.label_init"):

@@ -28,6 +28,7 @@ RNN_MODEL_KEYS = ("embedding_dim", "encoder_hidden", "encoder_layers", "rnn_type
                   "self_attention", "self_attention_heads", "bag_of_words")
 RNN_TEXT_KEYS = ("lowercase", "min_count", "max_vocab", "word_vectors", "pretrain_embeddings", "pretrain_epochs")
 # keys that only a transformer reads: a user who set one asked for it
+REFERENCE_WINDOW = 510      # word pieces all-MiniLM-L6-v2 reads at once: 512 positions, less [CLS] and [SEP]
 TRANSFORMER_MODEL_KEYS = ("pretrained", "encoder_mode", "finetune_layers", "encoder_lr", "long_text", "head_tokens",
                           "pooling", "encoder_precision", "label_init", "label_descriptions")
 
@@ -79,13 +80,19 @@ def choose_encoder(cfg: RunConfig, n_texts: int | None) -> tuple[str, str]:
 
 def resolve_auto_encoder(cfg: RunConfig, n_texts: int | None) -> RunConfig:
     """``cfg`` with ``model.encoder: auto`` replaced by the chosen encoder (other configs unchanged);
-    a transformer choice without ``model.pretrained`` gets the installed all-MiniLM-L6-v2, frozen."""
+    a transformer choice without ``model.pretrained`` gets the installed all-MiniLM-L6-v2, frozen,
+    reading a ``text.max_len`` longer than its window as consecutive windows (``model.long_text:
+    windows``), so the texts are not cut shorter than asked."""
     if cfg.model.encoder != "auto":
         return cfg
     encoder, why = choose_encoder(cfg, n_texts)
     model = dataclasses.replace(cfg.model, encoder=encoder)
     if encoder == "transformer" and model.pretrained is None:
         model = dataclasses.replace(model, pretrained=MINILM_PACKAGE)
+        if cfg.text.max_len > REFERENCE_WINDOW:
+            model = dataclasses.replace(model, long_text="windows")
+            why += (f"; text.max_len {cfg.text.max_len} is over its {REFERENCE_WINDOW}-piece window, so "
+                    "model.long_text: windows")
     resolved = config_from_dict(dataclasses.replace(cfg, model=model).to_dict())  # checked as the chosen encoder
     if encoder == "transformer":
         log.info("model.encoder: auto -> transformer (%s, %s): %s; --encoder rnn trains the smaller, faster "
