@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_F1", "MIN_POSITIVES", "OBJECTIVES", "apply_thresholds", "best_threshold", "binary_f1", "tune_thresholds"]
+__all__ = ["MIN_F1", "MIN_POSITIVES", "OBJECTIVES", "apply_thresholds", "best_threshold", "binary_f1",
+           "tune_thresholds"]
 
 MIN_POSITIVES = 3  # validation positives a label needs before it gets its own threshold
 MIN_F1 = 0.3       # validation F1 a threshold must reach to be used
@@ -110,17 +111,15 @@ def _tune_pooled(scores: np.ndarray, decided: np.ndarray, gold: np.ndarray, min_
         changed = False
         for j in eligible:
             others_tp = int((current & gold).sum() - (current[:, j] & gold[:, j]).sum())
-            others_predicted = int(current.sum() - current[:, j].sum())
-
-            def pooled(tp, predicted):
-                return 2.0 * (others_tp + tp) / (others_predicted + predicted + gold_total)
-
+            others_total = int(current.sum() - current[:, j].sum()) + gold_total  # others' predictions + all gold
             true_positives, predicted, candidates = cuts[j]
             own_f1 = 2.0 * true_positives / (predicted + gold[:, j].sum())      # (cuts,)
-            gain = np.where(own_f1 >= min_f1, pooled(true_positives, predicted), -1.0)  # (cuts,)
-            best = int(np.argmax(gain))
-            default = pooled(int((decided[:, j] & gold[:, j]).sum()), int(decided[:, j].sum()))
-            new = float(candidates[best]) if gain[best] > default else np.nan
+            pooled = 2.0 * (others_tp + true_positives) / (others_total + predicted)  # (cuts,)
+            pooled = np.where(own_f1 >= min_f1, pooled, -1.0)
+            best = int(np.argmax(pooled))                              # first = highest threshold on ties
+            default_tp, default_predicted = int((decided[:, j] & gold[:, j]).sum()), int(decided[:, j].sum())
+            default = 2.0 * (others_tp + default_tp) / (others_total + default_predicted)
+            new = float(candidates[best]) if pooled[best] > default else np.nan
             if not (new == thresholds[j] or (np.isnan(new) and np.isnan(thresholds[j]))):
                 changed = True
                 thresholds[j] = new
