@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, SHARED_DATA, provenance  # noqa: E402
 
 from seq2labels.data.readers import read_examples  # noqa: E402
+from seq2labels.evaluation.thresholds import OBJECTIVES  # noqa: E402
 from seq2labels.pipeline.ensemble import EnsembleGenerator  # noqa: E402
 from seq2labels.pipeline.generator import load_model  # noqa: E402
 from seq2labels.pipeline.recipe import split_validation, validation_seed  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--stem", help="result file name without extension (default ensemble_<dataset>)")
-    parser.add_argument("--objectives", nargs="+", choices=["macro_f1", "micro_f1"], default=["macro_f1"],
+    parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=["macro_f1"],
                         help="threshold objectives to tune and report, one row each (default macro_f1)")
     args = parser.parse_args()
     import torch

@@ -19,9 +19,7 @@ maximising macro-F1, since labels do not interact. ``micro_f1`` maximises the F1
 decisions pooled: a label's best threshold then depends on the others' counts (a frequent label
 that already predicts well should add fewer doubtful positives than its own F1 would like), so
 labels are tuned one at a time against the pooled counts, most frequent first, in sweeps until
-no threshold changes (coordinate ascent; each step can only raise pooled validation F1). On
-GoEmotions' dev split the per-label thresholds left micro-F1 unchanged while the pooled ones
-raised it (benchmarks/results/ensemble_goemotions_minilm_ft.md).
+no threshold changes (coordinate ascent; each step can only raise pooled validation F1).
 """
 
 from __future__ import annotations

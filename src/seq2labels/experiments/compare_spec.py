@@ -11,6 +11,7 @@ from typing import Any
 
 
 from seq2labels.errors import ConfigError
+from seq2labels.evaluation.thresholds import OBJECTIVES
 
 
 # (key, header) of the table, in the SGM paper's Table 2 order, then extras.
@@ -58,7 +59,6 @@ TOP_KEYS = {"name", "data", "datasets", "split", "cv", "tfidf", "fallback_top1",
 TEXT_DATA_KEYS = {"train", "test", "format", "encoding_errors"}
 TABULAR_DATA_KEYS = {"arff", "train_arff", "test_arff", "xml", "n_labels"}
 METHOD_KEYS = {"name", "label", "params", "tfidf", "thresholds"}  # thresholds: per-label, tuned on 10% of train
-THRESHOLD_CHOICES = (False, True, "macro_f1", "micro_f1")  # true = macro_f1 (each label's own F1)
 CV_KEYS = {"n_splits", "n_repeats", "random_state"}
 TFIDF_DEFAULTS = {"sublinear_tf": True, "min_df": 2, "ngram_range": (1, 1)}
 
@@ -136,7 +136,7 @@ def _method_specs(config: dict) -> list[dict]:
         if not isinstance(tfidf, dict):
             raise ConfigError(f"methods[{i}].tfidf: must be a mapping of TfidfVectorizer options")
         thresholds = m.get("thresholds", False)
-        if not any(thresholds is c or (isinstance(c, str) and thresholds == c) for c in THRESHOLD_CHOICES):
+        if not (isinstance(thresholds, bool) or thresholds in OBJECTIVES):  # true = macro_f1
             raise ConfigError(f"methods[{i}].thresholds: must be true, false, macro_f1 or micro_f1 (the "
                               f"objective; true = macro_f1), got {thresholds!r}")
         specs.append({"name": m["name"], "label": str(m.get("label") or m["name"]), "params": dict(params),

@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from seq2labels.errors import ConfigError
+from seq2labels.evaluation.thresholds import OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ _CHOICES = {
     ("train", "label_weights"): ("none", "inverse", "effective"),
     ("train", "precision"): ("fp32", "bf16", "fp16"),
     ("decode", "precision"): ("fp32", "bf16", "fp16"),
-    ("decode", "threshold_objective"): ("macro_f1", "micro_f1"),
+    ("decode", "threshold_objective"): OBJECTIVES,
 }
 _MINIMUMS = {
     ("data", "stream_buffer"): 1, ("data", "stream_workers"): 0,

@@ -27,8 +27,8 @@ PRETRAINED_BELOW = 20_000   # between Reuters' 7.8k (pretrained ahead) and GoEmo
 RNN_MODEL_KEYS = ("embedding_dim", "encoder_hidden", "encoder_layers", "rnn_type", "bidirectional",
                   "self_attention", "self_attention_heads", "bag_of_words")
 RNN_TEXT_KEYS = ("lowercase", "min_count", "max_vocab", "word_vectors", "pretrain_embeddings", "pretrain_epochs")
-# keys that only a transformer reads: a user who set one asked for it
 REFERENCE_WINDOW = 510      # word pieces all-MiniLM-L6-v2 reads at once: 512 positions, less [CLS] and [SEP]
+# keys that only a transformer reads: a user who set one asked for it
 TRANSFORMER_MODEL_KEYS = ("pretrained", "encoder_mode", "finetune_layers", "encoder_lr", "long_text", "head_tokens",
                           "pooling", "encoder_precision", "label_init", "label_descriptions")
 

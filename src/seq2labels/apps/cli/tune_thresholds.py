@@ -6,6 +6,7 @@ import argparse
 
 from seq2labels.apps.cli.common import check_counts, check_decode_args
 from seq2labels.errors import ConfigError
+from seq2labels.evaluation.thresholds import OBJECTIVES
 
 
 def add_parser(sub, common) -> None:
@@ -24,7 +25,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("--beam-size", type=int, help="beam to decode with (default: the model's); use the one you predict with")
     p.add_argument("--min-positives", type=int, default=3,
                    help="validation positives a label needs to get its own threshold (default 3)")
-    p.add_argument("--objective", choices=["macro_f1", "micro_f1"], default="macro_f1",
+    p.add_argument("--objective", choices=OBJECTIVES, default="macro_f1",
                    help="macro_f1: each label's own F1 (helps rare labels); micro_f1: the pooled F1 of all "
                         "decisions (default macro_f1)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -44,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
                                 batch_size=args.batch_size, device=args.device, objective=args.objective)
     print(f"wrote {summary['path']}: thresholds for {summary['tuned_labels']} of {summary['labels']} labels "
           f"({summary['objective']}, {summary['validation_docs']} validation docs, beam {summary['beam_size']}); "
-          f"on that data "
-          f"micro-F1 {summary['before']['micro_f1']:.4f} -> {summary['after']['micro_f1']:.4f}, "
+          f"on that data micro-F1 {summary['before']['micro_f1']:.4f} -> {summary['after']['micro_f1']:.4f}, "
           f"macro-F1 {summary['before']['macro_f1']:.4f} -> {summary['after']['macro_f1']:.4f}")
     return 0
