@@ -119,6 +119,7 @@ class TrainConfig:
     tensorboard: bool = False            # TensorBoard curves per epoch (needs the tensorboard extra)
     tensorboard_dir: str | None = None   # where; None = RUN_DIR/tensorboard
     precision: str = "fp32"              # fp32 | bf16 (CPU with AVX512-BF16/AMX, or GPU) | fp16 (GPU): autocast
+    monitor: str = "micro_f1"            # validation metric for early stopping, the lr plateau and the kept weights
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ _CHOICES = {
     ("train", "loss"): ("ce", "bce", "ce+bce", "focal"),
     ("train", "label_weights"): ("none", "inverse", "effective"),
     ("train", "precision"): ("fp32", "bf16", "fp16"),
+    ("train", "monitor"): ("micro_f1", "macro_f1", "example_f1"),
     ("decode", "precision"): ("fp32", "bf16", "fp16"),
     ("decode", "threshold_objective"): OBJECTIVES,
 }

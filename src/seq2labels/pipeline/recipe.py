@@ -148,7 +148,7 @@ def trainer_config(cfg: RunConfig) -> TrainerConfig:
     t = cfg.train
     return TrainerConfig(max_epochs=t.epochs, patience=t.patience, lr=t.lr, weight_decay=t.weight_decay,
                          lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps, grad_clip=t.grad_clip,
-                         monitor="micro_f1", mode="max", seed=t.seed, device=distributed.local_device(t.device),
+                         monitor=t.monitor, mode="max", seed=t.seed, device=distributed.local_device(t.device),
                          progress=t.progress, precision=t.precision)
 
 
