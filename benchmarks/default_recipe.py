@@ -73,16 +73,14 @@ def sgm_run(overrides: list[str], train_docs, test_docs, seed: int) -> dict:
         generator, result = train(cfg, run_dir, train_examples=train_docs)
         seconds = time.perf_counter() - started
     decodings = {}
-    for thresholds in (False, True):
-        generator.use_thresholds = thresholds
+    for suffix, thresholds in (("", None), ("_thresholds", generator.thresholds),
+                               ("_thresholds_micro", micro_thresholds(generator, cfg, train_docs))):
+        generator.use_thresholds = thresholds is not None
+        if thresholds is not None:
+            generator.thresholds = thresholds
         for beam, min_labels in DECODINGS:
-            key = f"beam{beam}_min{min_labels}" + ("_thresholds" if thresholds else "")
+            key = f"beam{beam}_min{min_labels}{suffix}"
             decodings[key] = _metrics(generator.evaluate(test_docs, beam_size=beam, min_labels=min_labels))
-    generator.thresholds = micro_thresholds(generator, cfg, train_docs)
-    generator.use_thresholds = True
-    for beam, min_labels in DECODINGS:
-        key = f"beam{beam}_min{min_labels}_thresholds_micro"
-        decodings[key] = _metrics(generator.evaluate(test_docs, beam_size=beam, min_labels=min_labels))
     return {"seed": seed, "encoder": generator.config.model.encoder, "pretrained": generator.config.model.pretrained,
             "decodings": decodings, "train_seconds": round(seconds, 1),
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
