@@ -120,6 +120,7 @@ class TrainConfig:
     tensorboard_dir: str | None = None   # where; None = RUN_DIR/tensorboard
     precision: str = "fp32"              # fp32 | bf16 (CPU with AVX512-BF16/AMX, or GPU) | fp16 (GPU): autocast
     monitor: str = "micro_f1"            # validation metric for early stopping, the lr plateau and the kept weights
+    ema_decay: float = 0.0               # > 0: evaluate and keep a moving average of the weights (horizon 1/(1-decay) steps)
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,8 @@ def _check_order_and_imbalance(cfg: RunConfig) -> None:
         raise ConfigError(f"train.focal_gamma: must be a finite number >= 0, got {t.focal_gamma!r}")
     if t.focal_gamma != 2.0 and t.loss != "focal":
         raise ConfigError(f"train.focal_gamma is set but train.loss is {t.loss!r}: set train.loss: focal")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay: must be in [0, 1) (0 = no weight averaging), got {t.ema_decay!r}")
     if not 0.0 <= t.label_weights_beta < 1.0:
         raise ConfigError(f"train.label_weights_beta: must be in [0, 1), got {t.label_weights_beta!r}")
     if t.label_weights_beta != 0.999 and t.label_weights != "effective":

@@ -149,7 +149,7 @@ def trainer_config(cfg: RunConfig) -> TrainerConfig:
     return TrainerConfig(max_epochs=t.epochs, patience=t.patience, lr=t.lr, weight_decay=t.weight_decay,
                          lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps, grad_clip=t.grad_clip,
                          monitor=t.monitor, mode="max", seed=t.seed, device=distributed.local_device(t.device),
-                         progress=t.progress, precision=t.precision)
+                         progress=t.progress, precision=t.precision, ema_decay=t.ema_decay)
 
 
 @dataclass

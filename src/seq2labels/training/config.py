@@ -32,6 +32,11 @@ class TrainerConfig:
     ``precision``: ``"fp32"``; ``"bf16"`` / ``"fp16"`` run the forward pass under autocast
     (weights and optimizer state stay float32); fp16 also scales the loss against gradient
     underflow and needs a GPU, bf16 works on CPU too.
+
+    ``ema_decay``: 0 trains as usual; a value in (0, 1) keeps an exponential moving average of
+    the weights (updated after every optimizer step, see :mod:`seq2labels.training.averaging`),
+    and the average is what gets evaluated, early-stopped on and kept. Its horizon is about
+    ``1 / (1 - ema_decay)`` steps.
     """
 
     max_epochs: int = 20
@@ -47,6 +52,7 @@ class TrainerConfig:
     device: str = "cpu"
     progress: bool = True
     precision: str = "fp32"
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -122,5 +128,7 @@ def _validate(config: TrainerConfig) -> None:
     if not isinstance(config.progress, bool):
         _fail("progress", "must be True or False", config.progress)
     _check_precision(config.precision, config.device)
+    if not _is_finite_number(config.ema_decay) or not 0.0 <= config.ema_decay < 1.0:
+        _fail("ema_decay", "must be a number in [0, 1) (0 = no weight averaging)", config.ema_decay)
     if config.warmup_steps and config.lr_schedule not in ("linear", "cosine"):
         logger.warning("warmup_steps=%d is ignored with lr_schedule=%r", config.warmup_steps, config.lr_schedule)

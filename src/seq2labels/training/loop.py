@@ -3,8 +3,9 @@
 The loop knows nothing about any model: the caller supplies how to compute a loss for
 a batch (``loss_fn``), how to score the model (``evaluate_fn``) and the batches of each
 epoch (``make_batches``). The loop owns the rest: the optimizer and learning-rate
-schedule, gradient clipping, mixed precision (``TrainerConfig.precision``), early
-stopping on a monitored metric, keeping the best weights, a metrics log, and checkpoints
+schedule, gradient clipping, mixed precision (``TrainerConfig.precision``), an optional
+moving average of the weights (``TrainerConfig.ema_decay``), early stopping on a monitored
+metric, keeping the best weights, a metrics log, and checkpoints
 from which an interrupted run continues exactly as if it had never stopped (bit for bit
 on CPU).
 
@@ -43,6 +44,7 @@ from seq2labels.training.artifacts import (
     save_checkpoint,
     write_metrics_csv,
 )
+from seq2labels.training.averaging import WeightAverage
 from seq2labels.training.config import TrainerConfig
 from seq2labels.training.precision import autocast
 from seq2labels.training.results import TrainResult, _RunState, _worst_score
@@ -120,6 +122,7 @@ class Trainer:
         self._warned_step_count = False
         self._train_model: nn.Module = model  # the DDP wrapper in a multi-process run
         self._scaler: torch.amp.GradScaler | None = None  # fp16 only, rebuilt by each fit
+        self._average: WeightAverage | None = None  # ema_decay > 0 only, rebuilt by each fit
 
     @property
     def _writes(self) -> bool:
@@ -145,6 +148,7 @@ class Trainer:
         optimizer = build_optimizer(trainable_parameters(self.model), self.config)
         scheduler = build_scheduler(optimizer, self.config, self._steps_for_schedule())
         self._scaler = self._build_scaler()
+        self._average = WeightAverage(self.model, self.config.ema_decay) if self.config.ema_decay else None
 
         checkpoint = self._find_checkpoint() if resume else None
         if checkpoint is None:
@@ -176,11 +180,12 @@ class Trainer:
         epoch_started = time.perf_counter()
         train_loss, lr = self._train_one_epoch(epoch, optimizer, scheduler)
         train_loss = distributed.mean_across_ranks(train_loss)
-        metrics = distributed.run_on_main(self._evaluate)
-        score = self._monitored_score(metrics)
+        with self._evaluated_weights():  # the average, when there is one: scored, and kept if best
+            metrics = distributed.run_on_main(self._evaluate)
+            score = self._monitored_score(metrics)
+            improved = self._update_best(state, epoch, score, metrics)
         if isinstance(scheduler, ReduceLROnPlateau):
             scheduler.step(score)
-        improved = self._update_best(state, epoch, score, metrics)
         row = {"epoch": epoch, "train_loss": train_loss, "lr": lr,
                "epoch_seconds": time.perf_counter() - epoch_started, **metrics}
         state.history.append(row)
@@ -232,6 +237,8 @@ class Trainer:
         if self.config.grad_clip is not None:
             self._clip_gradients(optimizer, epoch, step)
         self._optimizer_step(optimizer)
+        if self._average is not None:
+            self._average.update(self.model)
         return value
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -282,6 +289,10 @@ class Trainer:
         return len(batches)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------- evaluation
+
+    def _evaluated_weights(self) -> contextlib.AbstractContextManager:
+        """The weights an epoch is judged by: the moving average with ``ema_decay``, else the model's own."""
+        return contextlib.nullcontext() if self._average is None else self._average.swapped_in(self.model)
 
     def _evaluate(self) -> dict[str, Any]:
         """Run evaluate_fn in eval mode without autograd; return plain-scalar metrics."""
@@ -358,6 +369,7 @@ class Trainer:
             **({"rng_state_by_rank": rng_states} if len(rng_states) > 1 else {}),
             "config": self.config.to_dict(),
             "grad_scaler": self._scaler.state_dict() if self._scaler is not None else None,
+            "weight_average": self._average.state_dict() if self._average is not None else None,
         })
 
     def _find_checkpoint(self) -> dict[str, Any] | None:
@@ -378,6 +390,7 @@ class Trainer:
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
         self._restore_scaler(checkpoint.get("grad_scaler"))
+        self._restore_average(checkpoint.get("weight_average"))
         state = _RunState(
             best_score=float(checkpoint["best_score"]),
             epoch=int(checkpoint["epoch"]),
@@ -397,6 +410,16 @@ class Trainer:
         if self._scaler is not None and saved:
             self._scaler.load_state_dict(dict(saved))
 
+    def _restore_average(self, saved: Mapping[str, Any] | None) -> None:
+        """Continue the interrupted run's average; a run that kept none starts one from the current weights."""
+        if self._average is None:
+            return
+        if saved:
+            self._average.load_state_dict(saved)
+        else:
+            logger.warning("the checkpoint holds no weight average (it was trained with ema_decay=0); "
+                           "averaging starts from its last weights")
+
     def _check_config_changes(self, saved: Mapping[str, Any]) -> None:
         """Refuse changes a resume cannot honour; report the others.
 
@@ -404,7 +427,7 @@ class Trainer:
         precision, so e.g. a run that overflows in fp16 can go on in bf16), with a warning
         that the run no longer reproduces an uninterrupted one.
         """
-        saved = {"precision": _DEFAULT_PRECISION, **saved}
+        saved = {"precision": _DEFAULT_PRECISION, "ema_decay": 0.0, **saved}
         current = self.config.to_dict()
         changed = {key: (saved.get(key), value) for key, value in current.items() if saved.get(key) != value}
         if not changed:
