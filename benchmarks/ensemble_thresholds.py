@@ -64,6 +64,17 @@ def validation_split(generator, folder: Path):
     return valid, {ex.text for ex in train}
 
 
+def member_folders(patterns: list[str], seeds: list[int]) -> tuple[list[str], list[Path]]:
+    """Every pattern with every seed. Names start with "seed" (the single-model rows); with several
+    patterns they also say which pattern (1-based, in the order given)."""
+    names, folders = [], []
+    for k, pattern in enumerate(patterns, start=1):
+        for seed in seeds:
+            names.append(f"seed {seed}" if len(patterns) == 1 else f"seed {seed} (runs {k})")
+            folders.append(Path(pattern.format(seed=seed)))
+    return names, folders
+
+
 def evaluate(generator, test, beam: int) -> dict:
     started = time.perf_counter()
     metrics = generator.evaluate(test, beam_size=beam)
@@ -99,7 +110,9 @@ def _row(name: str, thresholds: str, metrics: dict, tuned: int, valid_docs: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="reuters21578")
-    parser.add_argument("--runs", required=True, help="model folder pattern with {seed}")
+    parser.add_argument("--runs", required=True, nargs="+",
+                        help="model folder pattern with {seed}; several patterns make a mixed ensemble "
+                             "(every pattern with every seed; validation split and thresholds from the first)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
@@ -112,21 +125,21 @@ def main() -> None:
 
     test_file = SHARED_DATA / args.dataset / "test.jsonl.gz"
     test = read_examples(str(test_file))
-    folders = [Path(args.runs.format(seed=s)) for s in args.seeds]
+    names, folders = member_folders(args.runs, args.seeds)
     members, splits, seen = [], [], []
     rows: list[dict] = []
-    for seed, folder in zip(args.seeds, folders):
+    for name, folder in zip(names, folders):
         generator = load_model(folder)
         valid, train_texts = validation_split(generator, folder)
         members.append(generator)
         splits.append(valid)
         seen.append(train_texts)
-        rows += rows_for(f"seed {seed}", generator, valid, test, args.beam_size, args.objectives)
+        rows += rows_for(name, generator, valid, test, args.beam_size, args.objectives)
         print(*rows[-1 - len(args.objectives):], sep="\n", flush=True)
     overlap = [sum(ex.text in texts for ex in splits[0]) / len(splits[0]) for texts in seen[1:] if texts is not None]
     if overlap:
-        note = (f"thresholds tuned on seed {args.seeds[0]}'s validation split; "
-                + ", ".join(f"seed {s} trained on {o:.0%} of it" for s, o in zip(args.seeds[1:], overlap)))
+        note = (f"thresholds tuned on {names[0]}'s validation split; "
+                + ", ".join(f"{n} trained on {o:.0%} of it" for n, o in zip(names[1:], overlap)))
     else:  # a validation file of its own: every member early-stopped on it, none trained on it
         note = "thresholds tuned on the validation file, which every member held out (none trained on it)"
     ensemble = EnsembleGenerator(members)

@@ -57,3 +57,16 @@ def speed(speed_suite):
 def pq():
     """benchmarks/precision_quality.py"""
     yield from _load_script("precision_quality.py", "precision_quality_benchmark")
+
+
+@pytest.fixture(scope="module")
+def ensemble_thresholds():
+    """benchmarks/ensemble_thresholds.py (it imports benchmarks/common.py, so benchmarks/ goes on sys.path)."""
+    added = str(BENCHMARKS) not in sys.path
+    if added:
+        sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield from _load_script("ensemble_thresholds.py", "ensemble_thresholds_benchmark")
+    finally:
+        if added and str(BENCHMARKS) in sys.path:
+            sys.path.remove(str(BENCHMARKS))
