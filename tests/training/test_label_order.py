@@ -107,6 +107,32 @@ def test_orderfree_losses_are_the_fixed_loss_on_the_order_they_chose():
     assert pla_order.tolist() != targets.tolist()  # the model's choice is not just the sorted ids
 
 
+def one_hot_table(targets: list[list[int]], outputs: int = 9):
+    """A soft-target callable that returns each row's gold steps as one-hot distributions."""
+    t = torch.tensor(targets)
+    table = torch.nn.functional.one_hot(t, outputs).float().masked_fill((t == PAD).unsqueeze(-1), 0.0)
+    return lambda index, steps: table[index, :steps]
+
+
+def test_distillation_mixes_the_soft_cross_entropy_into_the_loss_by_its_weight():
+    model = tiny_sgm(seed=6)
+    batch = batch_of(ORDERED)
+    plain = make_loss_fn(alignment="none")(model, batch)
+    for weight in (0.3, 1.0):  # one-hot teachers are the gold targets: the mixture is the plain loss
+        torch.testing.assert_close(make_loss_fn(soft_targets=one_hot_table(ORDERED), distill_weight=weight)(model, batch),
+                                   plain)
+    uniform = lambda index, steps: torch.full((len(index), steps, 9), 1 / 9)  # noqa: E731
+    mixed = make_loss_fn(soft_targets=uniform, distill_weight=0.25)(model, batch)
+    assert not torch.allclose(mixed, plain)
+
+
+def test_distillation_needs_a_fixed_order_and_a_weight_in_range():
+    with pytest.raises(ValueError, match="fixed label order"):
+        make_loss_fn(alignment="hungarian", soft_targets=one_hot_table(ORDERED))
+    with pytest.raises(ValueError, match="distill_weight"):
+        make_loss_fn(soft_targets=one_hot_table(ORDERED), distill_weight=0.0)
+
+
 def test_orderfree_losses_train_with_finite_gradients():
     for alignment in ("pla", "hungarian"):
         model = tiny_sgm(seed=5).train()

@@ -9,6 +9,7 @@ import torch
 
 from seq2labels.training.losses import (
     LOSSES,
+    distillation_cross_entropy,
     label_set_bce,
     label_set_scores,
     label_weights,
@@ -210,3 +211,47 @@ def test_focal_loss_by_hand_and_it_discounts_easy_steps():
     leaf = lp.clone().requires_grad_(True)
     sequence_focal_loss(leaf, targets, 2.0).backward()
     assert torch.isfinite(leaf.grad).all() and torch.all(leaf.grad[0, 2] == 0)
+
+
+# ---- distillation ---------------------------------------------------------------------
+
+def one_hot_steps(targets: torch.Tensor, outputs: int) -> torch.Tensor:
+    """Soft targets that put all of each step's mass on its gold output (0 on PAD steps)."""
+    soft = torch.nn.functional.one_hot(targets, outputs).float()         # (batch, steps, V)
+    return soft.masked_fill((targets == PAD).unsqueeze(-1), 0.0)
+
+
+def test_distillation_on_one_hot_targets_is_the_cross_entropy():
+    lp = masked_log_probs(seed=3)
+    targets = torch.tensor([[3, 5, EOS], [4, EOS, PAD]])
+    soft = one_hot_steps(targets, 6)
+    torch.testing.assert_close(distillation_cross_entropy(lp, targets, soft), sequence_cross_entropy(lp, targets))
+    w = torch.tensor([0.0, 1.0, 1.0, 2.0, 1.0, 0.5])
+    torch.testing.assert_close(distillation_cross_entropy(lp, targets, soft, w),
+                               sequence_loss(lp, targets, "ce", label_weights=w))
+
+
+def test_distillation_is_the_mean_soft_cross_entropy_of_the_target_steps():
+    lp = masked_log_probs(seed=4, batch=1, steps=2)
+    targets = torch.tensor([[3, EOS]])
+    soft = torch.zeros(1, 2, 6)
+    soft[0, 0, 3], soft[0, 0, 4] = 0.75, 0.25
+    soft[0, 1, EOS], soft[0, 1, 5] = 0.5, 0.5
+    expected = -((0.75 * lp[0, 0, 3] + 0.25 * lp[0, 0, 4]) + (0.5 * lp[0, 1, EOS] + 0.5 * lp[0, 1, 5])) / 2
+    torch.testing.assert_close(distillation_cross_entropy(lp, targets, soft), expected)
+
+
+def test_distillation_drops_mass_on_forbidden_outputs_and_keeps_gradients_finite():
+    logits = torch.randn(1, 2, 6, requires_grad=True)
+    lp = torch.log_softmax(logits.masked_fill(torch.tensor([True, True, False, False, False, False]), NEG_INF), -1)
+    lp = torch.cat([lp[:, :1], lp[:, 1:].masked_fill(torch.arange(6) == 3, NEG_INF)], dim=1)  # label 3 emitted
+    targets = torch.tensor([[3, EOS]])
+    soft = torch.zeros(1, 2, 6)
+    soft[0, 0, 3] = 1.0
+    soft[0, 1, 3], soft[0, 1, EOS] = 0.4, 0.6                             # mass on the label already emitted
+    loss = distillation_cross_entropy(lp, targets, soft)
+    loss.backward()
+    expected = -(lp[0, 0, 3] + 0.6 * lp[0, 1, EOS]) / 2
+    torch.testing.assert_close(loss, expected)
+    assert torch.isfinite(logits.grad).all()
+

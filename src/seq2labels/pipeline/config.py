@@ -121,6 +121,8 @@ class TrainConfig:
     precision: str = "fp32"              # fp32 | bf16 (CPU with AVX512-BF16/AMX, or GPU) | fp16 (GPU): autocast
     monitor: str = "micro_f1"            # validation metric for early stopping, the lr plateau and the kept weights
     ema_decay: float = 0.0               # > 0: evaluate and keep a moving average of the weights (horizon 1/(1-decay) steps)
+    distill_from: str | None = None      # comma-separated teacher model folders: learn their mean step distributions too
+    distill_weight: float = 0.5          # distill_from: loss = (1 - w) * loss + w * soft cross-entropy to the teachers
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,38 @@ def _check_order_and_imbalance(cfg: RunConfig) -> None:
     if t.label_weights != "none" and cfg.data.streaming:
         raise ConfigError("train.label_weights counts the labels of the training set in memory; "
                           "it needs data.streaming: false")
+    _check_distillation(cfg)
+
+
+def teacher_folders(cfg: RunConfig) -> list[str]:
+    """``train.distill_from`` as a list of model folders (empty when not distilling)."""
+    if cfg.train.distill_from is None:
+        return []
+    return [part.strip() for part in cfg.train.distill_from.split(",")]
+
+
+def _check_distillation(cfg: RunConfig) -> None:
+    """Distillation keys: teachers named, a weight in range, and a setting it can follow."""
+    t = cfg.train
+    if t.distill_from is None:
+        if t.distill_weight != 0.5:
+            raise ConfigError("train.distill_weight is set but train.distill_from names no teacher: "
+                              "set train.distill_from: FOLDER[,FOLDER...]")
+        return
+    if any(not folder for folder in teacher_folders(cfg)):
+        raise ConfigError(f"train.distill_from: a comma-separated list of model folders, got {t.distill_from!r}")
+    if not 0.0 < t.distill_weight <= 1.0:
+        raise ConfigError(f"train.distill_weight: must be in (0, 1], got {t.distill_weight!r}")
+    if cfg.labels.order in ("orderfree", "learned"):
+        raise ConfigError(f"train.distill_from follows each example's fixed target sequence, but labels.order is "
+                          f"{cfg.labels.order!r}, which changes it during training: use frequency, "
+                          "alphabetical, given or random")
+    if cfg.data.streaming:
+        raise ConfigError("train.distill_from computes the teachers' targets for the training set in memory; "
+                          "it needs data.streaming: false")
+    if cfg.model.encoder in ("cnn", "features", "fusion"):
+        raise ConfigError(f"train.distill_from reads texts; model.encoder {cfg.model.encoder!r} reads images or "
+                          "features")
 
 
 def _check_encoder(cfg: RunConfig) -> None:

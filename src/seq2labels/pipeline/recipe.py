@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from seq2labels.pipeline.config import RunConfig, save_config_yaml
+from seq2labels.pipeline.config import RunConfig, save_config_yaml, teacher_folders
 from seq2labels.data.dataset import EncodedDataset, SeqBatch, batch_indices, collate, encode_dataset
 from seq2labels.data.embeddings import load_word_vectors
 from seq2labels.data.labels import N_SPECIAL, LabelVocab
@@ -24,6 +24,7 @@ from seq2labels.data.readers import Example, read_examples
 from seq2labels.data.tokenizer import RegexTokenizer
 from seq2labels.data.vocab import Vocab
 from seq2labels.errors import ConfigError, DataFormatError
+from seq2labels.pipeline.distill import TeacherTargets, distillation_targets
 from seq2labels.pipeline.encoder_choice import resolve_auto_encoder
 from seq2labels.pipeline.model_card import describe_training_data
 from seq2labels.pipeline.generator import LabelGenerator, _gold_in_training_order
@@ -227,6 +228,16 @@ def _label_weights(cfg: RunConfig, source: _TrainSource) -> torch.Tensor | None:
     return weights
 
 
+def _distillation_targets(cfg: RunConfig, source: _TrainSource) -> TeacherTargets | None:
+    """``train.distill_from``: the teachers' step distributions for the training set (or None)."""
+    folders = teacher_folders(cfg)
+    if not folders:
+        return None
+    if source.dataset is None or source.texts is None:  # also refused by the config check
+        raise ConfigError("train.distill_from needs the training texts in memory")
+    return distillation_targets(folders, source.texts, source.dataset, source.label_vocab, device=cfg.train.device)
+
+
 def _learned_order(cfg: RunConfig, source: _TrainSource, model: SGM) -> LearnedOrder | None:
     """labels.order learned: hooks the model's own order into the source's epochs."""
     if cfg.labels.order != "learned":
@@ -317,7 +328,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, train_examples: 
 
     loss_fn = make_loss_fn(alignment=alignment_for(cfg.labels.order, cfg.labels.orderfree), kind=cfg.train.loss,
                            bce_weight=cfg.train.bce_weight, label_weights=_label_weights(cfg, source),
-                           focal_gamma=cfg.train.focal_gamma)
+                           focal_gamma=cfg.train.focal_gamma, soft_targets=_distillation_targets(cfg, source),
+                           distill_weight=cfg.train.distill_weight)
     learned = _learned_order(cfg, source, model)
 
     valid_set = generator.encode_examples(valid_examples, "valid_examples")

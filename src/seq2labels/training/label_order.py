@@ -48,7 +48,7 @@ from seq2labels.decoding.orderfree import (
     pla_targets,
 )
 from seq2labels.evaluation.metrics import label_position_deviation
-from seq2labels.training.losses import sequence_loss
+from seq2labels.training.losses import distillation_cross_entropy, sequence_loss
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ ORDERFREE_VARIANTS = ("pla", "hungarian")
 MASKED_COST = 1e9
 
 ScoreBatch = Callable[[SeqBatch], Tensor]
+SoftTargets = Callable[[Tensor, int], Tensor]  # (row index (batch,), steps) -> (batch, steps, V)
 
 
 def alignment_for(order: str, variant: str) -> str:
@@ -140,16 +141,31 @@ def aligned_log_probs(net: nn.Module, batch: SeqBatch, alignment: str) -> tuple[
 
 
 def make_loss_fn(*, alignment: str = "none", kind: str = "ce", bce_weight: float = 1.0,
-                 label_weights: Tensor | None = None, focal_gamma: float = 2.0) -> Callable[[nn.Module, Any], Tensor]:
+                 label_weights: Tensor | None = None, focal_gamma: float = 2.0,
+                 soft_targets: SoftTargets | None = None, distill_weight: float = 0.5) -> Callable[[nn.Module, Any], Tensor]:
     """The Trainer's ``loss_fn(net, batch)`` for any order and loss: the model is only called
-    (``net(src, lengths, targets[, align])``), never imported."""
+    (``net(src, lengths, targets[, align])``), never imported.
+
+    ``soft_targets(index, steps)`` -> (batch, steps, V): a teacher's step distributions along each
+    row's fixed targets (distillation); the loss is then (1 - distill_weight) * loss +
+    distill_weight * the soft cross-entropy. They follow the batch's own targets, so they need a
+    fixed order (alignment "none")."""
     if alignment not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {alignment!r}; choose one of {', '.join(ALIGNMENTS)}")
+    if soft_targets is not None and alignment != "none":
+        raise ValueError(f"distillation follows a fixed label order; alignment {alignment!r} changes the targets")
+    if not 0.0 < distill_weight <= 1.0:
+        raise ValueError(f"distill_weight must be in (0, 1], got {distill_weight!r}")
 
     def loss_fn(net: nn.Module, batch: SeqBatch) -> Tensor:
         log_probs, targets = aligned_log_probs(net, batch, alignment)   # (batch, steps, V), (batch, steps)
-        return sequence_loss(log_probs, targets, kind, bce_weight, label_weights=label_weights,
+        loss = sequence_loss(log_probs, targets, kind, bce_weight, label_weights=label_weights,
                              focal_gamma=focal_gamma)
+        if soft_targets is None:
+            return loss
+        soft = soft_targets(batch.index, targets.size(1)).to(log_probs.device)  # (batch, steps, V)
+        distilled = distillation_cross_entropy(log_probs, targets, soft, label_weights)
+        return (1.0 - distill_weight) * loss + distill_weight * distilled
 
     return loss_fn
 

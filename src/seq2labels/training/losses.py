@@ -10,6 +10,10 @@ each example, and the weights re-weigh whole examples by how rare their labels a
 number of samples of Cui et al., CVPR 2019). ``"focal"`` is the focal loss (Lin et al., ICCV
 2017) on each step's softmax: -(1 - p_target)^gamma * log p_target, which is the cross-entropy
 at gamma = 0.
+
+Distillation (:func:`distillation_cross_entropy`): the cross-entropy of each step against a
+teacher's step distribution (soft targets, Hinton et al. 2015) instead of the one gold label, so
+a single model can learn what an ensemble spreads over the labels it hesitates between.
 """
 
 from __future__ import annotations
@@ -66,6 +70,23 @@ def sequence_focal_loss(log_probs: Tensor, targets: Tensor, gamma: float = 2.0,
     w = (step_weights(targets, weight).reshape(-1).index_select(0, valid).to(lp.dtype)
          if weight is not None else torch.ones_like(lp))                 # (n,)
     return (w * steps).sum() / w.sum()
+
+
+def distillation_cross_entropy(log_probs: Tensor, targets: Tensor, soft_targets: Tensor,
+                               weight: Tensor | None = None) -> Tensor:
+    """Mean over the target steps of -sum_v q(v) log p(v), with q = ``soft_targets`` (batch, steps, V),
+    each step a distribution. Outputs the model forbids at a step (log p = -inf: PAD, BOS, labels
+    already emitted) drop out of q; PAD steps count 0. With ``weight`` (V,), the same weighted mean
+    over :func:`step_weights` as the cross-entropy."""
+    log_p = log_probs.float()                                            # (batch, steps, V)
+    allowed = torch.isfinite(log_p)                                      # (batch, steps, V)
+    q = soft_targets.to(log_p.dtype).masked_fill(~allowed, 0.0)          # (batch, steps, V)
+    per_step = -(q * log_p.masked_fill(~allowed, 0.0)).sum(-1)           # (batch, steps)
+    if weight is None:
+        w = (targets != PAD_ID).to(per_step.dtype)                       # (batch, steps)
+    else:
+        w = step_weights(targets, weight).to(per_step.dtype)             # (batch, steps), 0 on PAD
+    return (w * per_step).sum() / w.sum().clamp(min=1e-12)
 
 
 def label_weights(counts: Sequence[int], scheme: str, beta: float = 0.999) -> Tensor | None:
