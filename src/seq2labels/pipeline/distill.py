@@ -26,8 +26,9 @@ import torch
 from torch import Tensor
 
 from seq2labels.data.dataset import EncodedDataset, batch_indices, collate
-from seq2labels.data.labels import BOS_ID, EOS_ID, PAD_ID, LabelVocab
+from seq2labels.data.labels import PAD_ID, LabelVocab
 from seq2labels.errors import ConfigError
+from seq2labels.pipeline.ensemble import _label_map
 from seq2labels.pipeline.generator import LabelGenerator
 
 __all__ = ["TeacherTargets", "distillation_targets", "load_teachers", "teacher_step_probs"]
@@ -39,9 +40,8 @@ class TeacherTargets:
     """The soft targets of an encoded training set, (rows, steps, V) on the CPU; called with a
     batch's row index (batch,) and its number of target steps, returns (batch, steps, V)."""
 
-    def __init__(self, table: Tensor, teachers: int):
+    def __init__(self, table: Tensor):
         self.table = table
-        self.teachers = teachers
 
     def __call__(self, index: Tensor, steps: int) -> Tensor:
         return self.table.index_select(0, index.cpu())[:, :steps]  # (batch, steps, V)
@@ -62,11 +62,11 @@ def load_teachers(folders: Sequence[str | Path], device: str = "cpu") -> list[La
 
 def _student_to_teacher(student: LabelVocab, teacher: LabelVocab) -> tuple[Tensor, Tensor]:
     """(V_s,) the teacher's id of each student output (PAD where it lacks the label) and (V_s,)
-    whether it has it; PAD, BOS and EOS map to themselves."""
-    known = set(teacher.labels)
-    ids = [PAD_ID, BOS_ID, EOS_ID, *(teacher.id(label) if label in known else PAD_ID for label in student.labels)]
-    present = [True, True, True, *(label in known for label in student.labels)]
-    return torch.tensor(ids, dtype=torch.long), torch.tensor(present)
+    whether it has it; PAD, BOS and EOS map to themselves (the ensemble's label map)."""
+    ids = _label_map(list(student.labels), teacher)
+    if ids is None:
+        ids = torch.arange(student.size)
+    return ids.clamp(min=PAD_ID), ids >= 0
 
 
 @torch.inference_mode()
@@ -111,4 +111,4 @@ def distillation_targets(folders: Sequence[str | Path], texts: Sequence[str], da
     table /= len(teachers)                                              # (rows, steps, V_s)
     log.info("distillation: %d teachers' step distributions for %d training texts in %.0f s",
              len(teachers), len(texts), time.perf_counter() - start)
-    return TeacherTargets(table, len(teachers))
+    return TeacherTargets(table)
